@@ -1,0 +1,37 @@
+"""fastffn: the NumPy teaching notebook's feed-forward network, on Numba kernels.
+
+``from fastffn import *`` gives the notebook's names (layers, Sequential and its
+datasets), so the notebook's code runs unchanged. Nothing compiles at import,
+and numba is imported only when its backend is first used.
+"""
+
+from .backends import get_backend, set_backend, use_backend
+from .datasets import (
+    hard,
+    super_simple_separable,
+    super_simple_separable_through_origin,
+    xor,
+    xor_more,
+)
+from .layers import NLL, Layer, Linear, ReLU, SoftMax, Tanh
+from .sequential import Sequential
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Layer",
+    "Linear",
+    "Tanh",
+    "ReLU",
+    "SoftMax",
+    "NLL",
+    "Sequential",
+    "get_backend",
+    "set_backend",
+    "use_backend",
+    "hard",
+    "xor",
+    "xor_more",
+    "super_simple_separable",
+    "super_simple_separable_through_origin",
+]

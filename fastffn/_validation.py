@@ -1,0 +1,90 @@
+"""Checks run in Python before any kernel, so no Numba error reaches a user.
+
+Arrays reach the kernels as C-contiguous, finite, 2-D float32 or float64
+matrices. Conversions made on the way, each safe and documented:
+
+- bool and integer arrays, and Python lists of numbers, become float64;
+- float16 becomes float32;
+- Fortran-ordered and non-contiguous views are copied to C order;
+- inside a Linear layer, inputs take the layer's dtype (the model's dtype wins).
+
+Anything else (complex, object, strings) is refused with a TypeError.
+"""
+
+import numbers
+
+import numpy as np
+
+
+def float_dtype(dtype):
+    """The float dtype an array of ``dtype`` computes in, or None if it has none."""
+    dtype = np.dtype(dtype)
+    if dtype in (np.float32, np.float64):
+        return dtype
+    if dtype == np.float16:
+        return np.dtype(np.float32)
+    if dtype.kind in "biu":
+        return np.dtype(np.float64)
+    return None
+
+
+def check_dtype(name, dtype):
+    """Returns ``dtype`` as float32 or float64, else raises TypeError naming ``name``."""
+    try:
+        dtype = np.dtype(dtype)
+    except TypeError:
+        raise TypeError(f"{name} must be float32 or float64, got {dtype!r}") from None
+    if dtype not in (np.float32, np.float64):
+        raise TypeError(f"{name} must be float32 or float64, got {dtype}")
+    return dtype
+
+
+def as_matrix(name, x, dtype=None, rows=None, cols=None):
+    """Returns ``x`` as a C-contiguous finite 2-D float array, or raises.
+
+    Args:
+        name (str): The argument's name, for messages.
+        x (array_like): The input, d by b.
+        dtype (dtype): The dtype wanted; None keeps x's float dtype (see module doc).
+        rows (int): The number of rows required, or None.
+        cols (int): The number of columns required, or None.
+
+    Returns:
+        ndarray: A C-contiguous rows by cols array of dtype; ``x`` itself when it
+            already is one.
+
+    Raises:
+        TypeError: x is not numeric or not real.
+        ValueError: x is not 2-D, is empty, has the wrong shape or holds NaN or inf.
+
+    """
+    if not isinstance(x, np.ndarray):
+        try:
+            x = np.asarray(x)
+        except ValueError as err:
+            raise TypeError(f"{name} must be a 2-D array of numbers: {err}") from None
+    target = float_dtype(x.dtype)
+    if target is None:
+        raise TypeError(f"{name} must hold real numbers (float, int or bool), got dtype {x.dtype}")
+    if x.ndim != 2:
+        hint = "; for one sample use x.reshape(-1, 1)" if x.ndim == 1 else ""
+        raise ValueError(f"{name} must be 2-D (features by batch), got shape {x.shape}{hint}")
+    if x.size == 0:
+        raise ValueError(f"{name} must not be empty, got shape {x.shape}")
+    if rows is not None and x.shape[0] != rows:
+        raise ValueError(f"{name} must have {rows} rows, got shape {x.shape}")
+    if cols is not None and x.shape[1] != cols:
+        raise ValueError(f"{name} must have {cols} columns, got shape {x.shape}")
+    x = np.ascontiguousarray(x, dtype=dtype or target)
+    if not np.isfinite(x).all():
+        raise ValueError(f"{name} must be finite, got NaN or inf in an array of shape {x.shape}")
+    return x
+
+
+def as_positive_int(name, value):
+    """Returns ``value`` as an int if it is an integer >= 1, else raises."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must be an integer, got {value!r}")
+    if value < 1:
+        raise ValueError(f"{name} must be >= 1, got {value}")
+    return int(value)

@@ -1,0 +1,147 @@
+"""The reference backend: the notebook's NumPy math, naive and obviously right.
+
+Every function here is the ground truth its fast twin in ``numba.py`` is tested
+against, so nothing here is optimised. Two deliberate differences from the
+notebook, both the same function mathematically:
+
+- ``softmax_forward`` subtracts each column's maximum before ``exp`` so that
+  large logits do not overflow;
+- the identity matrices of the softmax Jacobian take the array's dtype, so a
+  float32 model stays float32.
+
+Shapes follow the notebook: m inputs, n outputs (or classes), batch of b columns.
+"""
+
+import numpy as np
+
+
+def linear_forward(W, W0, A):
+    """Computes the linear layer's output ``W.T @ A + W0``.
+
+    Args:
+        W (ndarray): An m by n weight matrix.
+        W0 (ndarray): An n by 1 bias column.
+        A (ndarray): An m by b matrix of inputs.
+
+    Returns:
+        ndarray: An n by b matrix of pre-activations Z.
+
+    """
+    return W.T @ A + W0
+
+
+def linear_backward(W, A, dLdZ):
+    """Computes the linear layer's gradients, summed over the batch.
+
+    Args:
+        W (ndarray): An m by n weight matrix.
+        A (ndarray): The m by b inputs seen by the forward pass.
+        dLdZ (ndarray): An n by b gradient of the loss with respect to the outputs.
+
+    Returns:
+        tuple: dLdW (m by n), dLdW0 (n by 1) and dLdA (m by b).
+
+    """
+    dLdW = A @ dLdZ.T  # Implicit sum over all b
+    dLdW0 = np.sum(dLdZ, axis=1, keepdims=True)
+    return dLdW, dLdW0, W @ dLdZ
+
+
+def sgd_update(W, dLdW, lrate):
+    """Takes one gradient-descent step, returning a new array.
+
+    Args:
+        W (ndarray): Weights of any shape.
+        dLdW (ndarray): Their gradient, same shape.
+        lrate (scalar): The step size, already of W's dtype.
+
+    Returns:
+        ndarray: ``W - lrate * dLdW``.
+
+    """
+    return W - lrate * dLdW
+
+
+def tanh_forward(Z):
+    """Hyperbolic tangent of an n by b matrix of pre-activations."""
+    return np.tanh(Z)
+
+
+def tanh_backward(A, dLdA):
+    """Gradient through tanh, given its n by b outputs A and upstream dLdA."""
+    return (1 - A**2) * dLdA
+
+
+def relu_forward(Z):
+    """Rectified linear unit of an n by b matrix of pre-activations."""
+    return np.maximum(0, Z)
+
+
+def relu_backward(A, dLdA):
+    """Gradient through ReLU, given its n by b outputs A and upstream dLdA."""
+    return dLdA * (A != 0)
+
+
+def softmax_forward(Z):
+    """Column-wise softmax of an n by b matrix of logits.
+
+    Returns:
+        ndarray: An n by b matrix whose columns are probability vectors.
+
+    """
+    E = np.exp(Z - np.max(Z, axis=0, keepdims=True))
+    return E / np.sum(E, axis=0, keepdims=True)
+
+
+def softmax_jacobian(A):
+    """Forms the batched softmax Jacobian, as the notebook does.
+
+    Args:
+        A (ndarray): An n by b matrix of softmax outputs.
+
+    Returns:
+        ndarray: An n by n by b tensor with ``dAdZ[i, j, k]`` the derivative of
+            output j by input i for sample k.
+
+    """
+    n, _ = A.shape
+    eye = np.eye(n, dtype=A.dtype)
+    return np.einsum("jk,jk,ji->ijk", A, 1 - A, eye) + np.einsum("jk,ik,ji->ijk", -A, A, 1 - eye)
+
+
+def softmax_backward(A, dLdA):
+    """Gradient through softmax via the n by n by b Jacobian (O(n**2 * b) memory).
+
+    Args:
+        A (ndarray): The n by b softmax outputs.
+        dLdA (ndarray): An n by b gradient of the loss with respect to A.
+
+    Returns:
+        ndarray: An n by b gradient of the loss with respect to the logits.
+
+    """
+    return np.einsum("ikj,kj->ij", softmax_jacobian(A), dLdA)
+
+
+def nll_forward(Ypred, Y):
+    """Negative log-likelihood summed over an n by b batch.
+
+    Args:
+        Ypred (ndarray): An n by b matrix of predicted probabilities.
+        Y (ndarray): An n by b one-hot matrix of targets.
+
+    Returns:
+        scalar: The total loss, of the arrays' dtype.
+
+    """
+    return -np.sum(Y * np.log(Ypred))
+
+
+def nll_backward(Ypred, Y):
+    """Gradient of the NLL loss with respect to the n by b predictions."""
+    return -Y / Ypred
+
+
+def class_fun(Ypred):
+    """Index of the largest entry of each column of an n by b matrix (b,)."""
+    return np.argmax(Ypred, axis=0)

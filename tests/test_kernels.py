@@ -1,0 +1,70 @@
+"""Every kernel of the table: numba against the numpy reference."""
+
+import inspect
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from fastffn import backends
+from fastffn.backends import BACKENDS, KERNELS
+from fastffn.testing import assert_agree
+
+
+def signature(func):
+    return inspect.signature(getattr(func, "py_func", func))
+
+
+@pytest.mark.parametrize("name", KERNELS)
+def test_every_backend_defines_the_kernel_with_one_signature(name):
+    signatures = {signature(getattr(backends.load(b), name)) for b in BACKENDS}
+    assert len(signatures) == 1, signatures
+
+
+def test_the_table_lists_every_public_kernel():
+    public = {
+        name
+        for name, f in vars(backends.load("numpy")).items()
+        if inspect.isfunction(f) and f.__module__ == "fastffn.backends.numpy"
+    }
+    # softmax_jacobian is the reference's helper: forming it is what the fast path avoids.
+    assert public - {"softmax_jacobian"} == set(KERNELS)
+
+
+sizes = st.integers(min_value=1, max_value=40)
+
+
+@pytest.mark.parametrize("name", KERNELS)
+@settings(max_examples=40, deadline=None)
+@given(
+    m=sizes,
+    n=sizes,
+    b=st.one_of(st.just(1), sizes),
+    dtype=st.sampled_from([np.float64, np.float32]),
+    seed=st.integers(0, 2**32 - 1),
+)
+def test_numba_matches_the_reference(name, m, n, b, dtype, seed):
+    kernel = KERNELS[name]
+    args = kernel.inputs(np.random.default_rng(seed), dtype, m, n, b)
+    assert_agree(actual=kernel("numba", *args), desired=kernel("numpy", *args))
+
+
+@pytest.mark.parametrize("name", KERNELS)
+def test_kernels_keep_the_dtype(name, backend, dtype):
+    out = KERNELS[name](backend, *KERNELS[name].inputs(np.random.default_rng(0), dtype, 3, 4, 5))
+    for array in out if isinstance(out, tuple) else (out,):
+        if np.ndim(array):
+            assert array.dtype == (np.intp if name == "class_fun" else dtype)
+
+
+def test_blas_path_matches_the_reference(dtype):
+    """Sizes above BLAS_MIN_FLOPS take np.dot instead of the loops."""
+    for name in ("linear_forward", "linear_backward"):
+        args = KERNELS[name].inputs(np.random.default_rng(1), dtype, 64, 48, 32)
+        assert_agree(actual=KERNELS[name]("numba", *args), desired=KERNELS[name]("numpy", *args))
+
+
+def test_softmax_forward_ties_and_class_fun_pick_the_first(backend):
+    Y = np.array([[1.0, 0.0, 0.5], [1.0, 1.0, 0.5]])
+    np.testing.assert_array_equal(KERNELS["class_fun"](backend, Y), [0, 1, 0])
