@@ -1,0 +1,132 @@
+"""Whole training runs: the notebook, the numpy backend and the numba backend agree."""
+
+import contextlib
+import io
+import itertools
+
+import numpy as np
+import pytest
+
+import fastffn
+from fastffn import NLL, Layer, Linear, Sequential, SoftMax, hard, xor_more
+from fastffn.testing import TRAINING_TOLERANCE
+
+from . import notebook
+
+NOTEBOOK_FINAL_CELL = """
+X, Y = hard()
+nn = Sequential([Linear(2, 10), ReLU(),
+                 Linear(10, 10), ReLU(),
+                 Linear(10, 2), SoftMax()], NLL())
+"""
+
+
+def build(lib, activation, widths=(2, 10, 10, 2), seed=0, **kwargs):
+    """A seeded network of ``lib``'s classes (fastffn or the notebook's)."""
+    np.random.seed(seed)
+    modules = []
+    for m, n in itertools.pairwise(widths):
+        modules += [lib.Linear(m, n), getattr(lib, activation)()]
+    modules[-1] = lib.SoftMax()
+    return lib.Sequential(modules, lib.NLL(), **kwargs)
+
+
+def train(model, X, Y, iters, seed=0, lrate=0.005):
+    """Trains with the global random state seeded; returns the printed lines."""
+    np.random.seed(seed)
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        model.sgd(X, Y, iters=iters, lrate=lrate)
+    return out.getvalue().splitlines()
+
+
+def weights(model):
+    return [w for m in model.modules if hasattr(m, "W") for w in (m.W, m.W0)]
+
+
+def parse(line):
+    """(iteration, accuracy, loss) from a report line."""
+    fields = [part.split("=")[1] for part in line.split("\t")]
+    return int(fields[0]), float(fields[1]), float(fields[2])
+
+
+@pytest.mark.parametrize("activation", ["ReLU", "Tanh"])
+@pytest.mark.parametrize("seed", [0, 7])
+def test_backends_reproduce_the_notebook(activation, seed):
+    X, Y = hard()
+    reference = build(notebook, activation, seed=seed)
+    lines = train(reference, X, Y, 2000, seed=seed)
+    assert len(lines) == 8  # iterations 1, 251, ..., 1751
+    for backend in ("numpy", "numba"):
+        model = build(fastffn, activation, seed=seed, backend=backend)
+        ours = train(model, X, Y, 2000, seed=seed)
+        for w, w_ref in zip(weights(model), weights(reference), strict=True):
+            np.testing.assert_allclose(w, w_ref, **TRAINING_TOLERANCE[np.dtype(np.float64)])
+        for line, line_ref in zip(ours, lines, strict=True):
+            (it, acc, loss), (it_ref, acc_ref, loss_ref) = parse(line), parse(line_ref)
+            assert (it, acc) == (it_ref, acc_ref)
+            assert loss == pytest.approx(loss_ref, rel=1e-9, abs=1e-12)
+
+
+def test_float32_stays_float32_and_backends_agree():
+    X, Y = xor_more()
+    models = {}
+    for backend in ("numpy", "numba"):
+        model = build(fastffn, "Tanh", (2, 8, 8, 2), seed=3, backend=backend, dtype="float32")
+        train(model, X, Y, 2000, seed=3, lrate=0.05)
+        assert all(w.dtype == np.float32 for w in weights(model))
+        assert model.forward(X).dtype == np.float32
+        models[backend] = model
+    for w, w_ref in zip(weights(models["numba"]), weights(models["numpy"]), strict=True):
+        np.testing.assert_allclose(w, w_ref, **TRAINING_TOLERANCE[np.dtype(np.float32)])
+
+
+@pytest.mark.parametrize("backend", ["numpy", "numba"])
+def test_notebook_final_cell_runs_unchanged(backend):
+    namespace = {}
+    exec("from fastffn import *", namespace)
+    with fastffn.use_backend(backend):
+        np.random.seed(0)
+        exec(NOTEBOOK_FINAL_CELL, namespace)
+        nn, X, Y = namespace["nn"], namespace["X"], namespace["Y"]
+        lines = train(nn, X, Y, 4000)
+    assert [parse(line)[0] for line in lines] == list(range(1, 4000, 250))
+    assert nn.accuracy(X, Y) >= 0.9
+
+
+class Square(Layer):
+    """A user's own layer, in plain NumPy."""
+
+    def forward(self, Z):
+        self.Z = Z
+        return Z**2
+
+    def backward(self, dLdA):
+        return 2 * self.Z * dLdA
+
+
+def test_user_defined_layer_trains_alongside_built_in_ones(backend):
+    X, Y = hard()
+    np.random.seed(0)
+    model = Sequential([Linear(2, 6), Square(), Linear(6, 2), SoftMax()], NLL(), backend=backend)
+    before = model.loss.forward(model.forward(X), Y)
+    train(model, X, Y, 1000, lrate=0.01)
+    assert model.loss.forward(model.forward(X), Y) < before
+    assert model.backend == backend
+
+
+def test_backend_switch():
+    np.random.seed(0)
+    model = Sequential([Linear(2, 3), SoftMax()], NLL())
+    assert model.backend is None and fastffn.get_backend() == "numba"
+    model.backend = "numpy"
+    assert [m.backend for m in model.layers] == ["numpy"] * 3
+    lone = Linear(2, 3, backend="numpy")
+    assert lone.kernels is fastffn.backends.load("numpy")
+    with fastffn.use_backend("numpy"):
+        assert Linear(2, 3).kernels is fastffn.backends.load("numpy")
+    assert fastffn.get_backend() == "numba"
+    with pytest.raises(ValueError, match="backend must be one of"):
+        fastffn.set_backend("torch")
+    with pytest.raises(ValueError, match="backend must be one of"):
+        Sequential([Linear(2, 3)], NLL(), backend="jax")
