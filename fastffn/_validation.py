@@ -39,7 +39,7 @@ def check_dtype(name, dtype):
     return dtype
 
 
-def as_matrix(name, x, dtype=None, rows=None, cols=None):
+def as_matrix(name, x, dtype=None, rows=None, cols=None, finite=True):
     """Returns ``x`` as a C-contiguous finite 2-D float array, or raises.
 
     Args:
@@ -48,6 +48,7 @@ def as_matrix(name, x, dtype=None, rows=None, cols=None):
         dtype (dtype): The dtype wanted; None keeps x's float dtype (see module doc).
         rows (int): The number of rows required, or None.
         cols (int): The number of columns required, or None.
+        finite (bool): Whether to refuse NaN and inf.
 
     Returns:
         ndarray: A C-contiguous rows by cols array of dtype; ``x`` itself when it
@@ -58,6 +59,19 @@ def as_matrix(name, x, dtype=None, rows=None, cols=None):
         ValueError: x is not 2-D, is empty, has the wrong shape or holds NaN or inf.
 
     """
+    if (
+        type(x) is np.ndarray
+        and x.ndim == 2
+        and x.dtype in (np.float32, np.float64)
+        and (dtype is None or x.dtype == dtype)
+        and x.flags.c_contiguous
+        and x.size
+        and (rows is None or x.shape[0] == rows)
+        and (cols is None or x.shape[1] == cols)
+    ):
+        if finite and not np.isfinite(x).all():
+            raise ValueError(f"{name} must be finite, got NaN or inf in an array of {x.shape}")
+        return x  # the common case, kept short: layers call this on every pass
     if not isinstance(x, np.ndarray):
         try:
             x = np.asarray(x)
@@ -75,16 +89,23 @@ def as_matrix(name, x, dtype=None, rows=None, cols=None):
         raise ValueError(f"{name} must have {rows} rows, got shape {x.shape}")
     if cols is not None and x.shape[1] != cols:
         raise ValueError(f"{name} must have {cols} columns, got shape {x.shape}")
-    x = np.ascontiguousarray(x, dtype=dtype or target)
-    if not np.isfinite(x).all():
-        raise ValueError(f"{name} must be finite, got NaN or inf in an array of shape {x.shape}")
-    return x
+    return as_matrix(name, np.ascontiguousarray(x, dtype=dtype or target), finite=finite)
 
 
-def as_positive_int(name, value):
-    """Returns ``value`` as an int if it is an integer >= 1, else raises."""
+def as_count(name, value, minimum=1, maximum=None):
+    """Returns ``value`` as an int in [minimum, maximum], else raises naming ``name``."""
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
         raise TypeError(f"{name} must be an integer, got {value!r}")
-    if value < 1:
-        raise ValueError(f"{name} must be >= 1, got {value}")
+    if value < minimum or (maximum is not None and value > maximum):
+        bound = f"between {minimum} and {maximum}" if maximum is not None else f">= {minimum}"
+        raise ValueError(f"{name} must be {bound}, got {value}")
     return int(value)
+
+
+def as_step_size(name, value):
+    """Returns ``value`` as a float if it is finite and > 0, else raises naming ``name``."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a real number, got {value!r}")
+    if not (np.isfinite(value) and value > 0):
+        raise ValueError(f"{name} must be finite and > 0, got {value}")
+    return float(value)

@@ -9,7 +9,7 @@ column-major, features by batch.
 import numpy as np
 
 from . import backends
-from ._validation import as_matrix, as_positive_int, check_dtype
+from ._validation import as_count, as_matrix, check_dtype
 
 
 class Layer:
@@ -60,7 +60,7 @@ class Linear(Layer):
             backend (str): ``"numba"``, ``"numpy"`` or None for the default.
 
         """
-        self.m, self.n = as_positive_int("m", m), as_positive_int("n", n)
+        self.m, self.n = as_count("m", m), as_count("n", n)
         dtype = check_dtype("dtype", dtype)
         self.W0 = np.zeros((n, 1), dtype=dtype)
         self.W = np.random.normal(0, np.sqrt(1 / m), (m, n)).astype(dtype, copy=False)
@@ -92,7 +92,8 @@ class Linear(Layer):
                 respect to the inputs to the layer for a batch of size b.
 
         """
-        dLdZ = as_matrix("dLdZ", dLdZ, self.W.dtype, rows=self.n, cols=self.A.shape[1])
+        # Gradients may be non-finite: Sequential.step checks them before any update.
+        dLdZ = as_matrix("dLdZ", dLdZ, self.W.dtype, self.n, self.A.shape[1], finite=False)
         self.dLdW, self.dLdW0, dLdA = self.kernels.linear_backward(self.W, self.A, dLdZ)
         return dLdA
 
@@ -124,7 +125,7 @@ class Activation(Layer):
 
     def backward(self, dLdA):
         """Maps the n by b gradient dLdA to the n by b gradient dLdZ."""
-        dLdA = as_matrix("dLdA", dLdA, self.A.dtype, *self.A.shape)
+        dLdA = as_matrix("dLdA", dLdA, self.A.dtype, *self.A.shape, finite=False)
         return getattr(self.kernels, self.backward_kernel)(self.A, dLdA)
 
 

@@ -3,7 +3,7 @@
 import numpy as np
 
 from . import backends
-from ._validation import as_matrix, check_dtype
+from ._validation import as_count, as_matrix, as_step_size, check_dtype
 from .layers import Layer, Linear
 
 
@@ -79,11 +79,15 @@ class Sequential:
         classes = linear[-1].n if linear else None
         return X, as_matrix("Y", Y, self.dtype, rows=classes, cols=X.shape[1])
 
-    def sgd(self, X, Y, iters=100, lrate=0.005):
+    def sgd(self, X, Y, iters=100, lrate=0.005, *, batch_size=1, rng=None, report=True, every=250):
         """Trains the neural network by running stochastic gradient descent.
 
-        Draws one sample per iteration with ``np.random.randint(n)``, as the
-        notebook does, so a seeded run gives the notebook's weights.
+        Each iteration draws ``batch_size`` columns with ``np.random.randint(n)``
+        (or ``rng.integers(n)``), as the notebook draws one, so a seeded run
+        gives the notebook's weights. A model of built-in layers ending in
+        SoftMax and NLL on the numba backend runs its iterations compiled
+        (``fastffn.training``); any other trains layer by layer, with the same
+        results.
 
         Args:
             X (ndarray): A d by n matrix representing n training data points
@@ -92,23 +96,95 @@ class Sequential:
             iters (int): The number of iterations to run stochastic gradient
                 descent.
             lrate (float): The step size for stochastic gradient descent.
+            batch_size (int): Columns per step, drawn with replacement; the
+                gradient is summed over them, as the notebook's layers do.
+            rng (numpy.random.Generator): Draw from it instead of NumPy's
+                global random state.
+            report (bool or callable): True prints the notebook's line (see
+                print_accuracy) before the steps 1, 1 + every, ...; False
+                reports nothing; a callable is called as
+                ``report(it, accuracy, loss)`` instead of printing.
+            every (int): Iterations between reports.
+
+        Returns:
+            list: ``(iteration, loss, accuracy)`` at each report.
+
+        Raises:
+            FloatingPointError: A step's loss or gradients were not finite; the
+                model keeps its weights from before that step.
 
         """
         X, Y = self.check_data(X, Y)
         n = X.shape[1]
+        iters = as_count("iters", iters, minimum=0)
+        lrate = as_step_size("lrate", lrate)
+        batch_size = as_count("batch_size", batch_size, maximum=n)
+        every = as_count("every", every)
+        draw = rng.integers if rng is not None else np.random.randint
+        compiled = None
+        if all((m.backend or backends.get_backend()) == "numba" for m in self.layers):
+            from .training import CompiledSGD  # imports numba, so only here
 
-        for it in range(iters):
-            t = np.random.randint(n)
+            compiled = CompiledSGD.of(self)
+            XT, YT = np.ascontiguousarray(X.T), np.ascontiguousarray(Y.T)
 
-            Xt = X[:, t : t + 1]
-            Yt = Y[:, t : t + 1]
+        def steps(count):
+            """Takes ``count`` steps; returns their losses."""
+            if compiled is not None:
+                indices = draw(n, size=(count, batch_size))
+                done, losses = compiled.run(XT, YT, indices, lrate)
+                if done < count:
+                    raise diverged(it + done, losses[done])
+                return losses
+            losses = []
+            for i in range(count):
+                losses.append(self.step(X, Y, draw(n, size=batch_size), lrate, it + i))
+            return losses
 
-            loss = self.loss.forward(self.forward(Xt), Yt)
-            self.backward(self.loss.backward())
+        history = []
+        it = 0
+        while it < iters:
+            if report and it % every == 1 % every:
+                accuracy = self.accuracy(X, Y)
+                loss = steps(1)[0]
+                history.append((it, float(loss), float(accuracy)))
+                if report is True:
+                    print_report(it, accuracy, loss)
+                else:
+                    report(it, accuracy, loss)
+                it += 1
+            else:
+                next_report = it + (1 - it) % every if report else iters
+                count = min(iters, next_report, it + CHUNK) - it
+                steps(count)
+                it += count
+        return history
 
-            self.print_accuracy(it, X, Y, loss)
+    def step(self, X, Y, columns, lrate, it=None):
+        """One SGD step, layer by layer, on the given columns of X and Y.
 
-            self.sgd_step(lrate)
+        Args:
+            X (ndarray): A d by n matrix of training points.
+            Y (ndarray): A k by n one-hot matrix of their classes.
+            columns (ndarray): The b column indices of the batch.
+            lrate (float): The step size.
+            it (int): The iteration, for the error message.
+
+        Returns:
+            scalar: The batch's loss before the step.
+
+        Raises:
+            FloatingPointError: The loss or a Linear layer's gradient is not
+                finite; no weight has changed.
+
+        """
+        loss = self.loss.forward(self.forward(X[:, columns]), Y[:, columns])
+        self.backward(self.loss.backward())
+        grads = [g for m in self.linear_layers for g in (m.dLdW, m.dLdW0)]
+        if not (np.isfinite(loss) and all(np.isfinite(g).all() for g in grads)):
+            raise diverged(it, loss)
+        self.sgd_step(lrate)
+        return loss
 
     def forward(self, Xt):
         """Predicts the output for a training input batch.
@@ -169,5 +245,20 @@ class Sequential:
 
         """
         if it % every == 1:
-            acc = self.accuracy(X, Y)
-            print("Iteration =", it, "\tAcc =", acc, "\tLoss =", cur_loss, flush=True)
+            print_report(it, self.accuracy(X, Y), cur_loss)
+
+
+# Iterations run in compiled chunks of at most this many, to bound index memory.
+CHUNK = 1 << 16
+
+
+def print_report(it, acc, loss):
+    """Prints the notebook's report line."""
+    print("Iteration =", it, "\tAcc =", acc, "\tLoss =", loss, flush=True)
+
+
+def diverged(it, loss):
+    return FloatingPointError(
+        f"training diverged at iteration {it}: the loss ({loss}) or a gradient is not "
+        "finite; the model keeps its weights from before that step (try a smaller lrate)"
+    )

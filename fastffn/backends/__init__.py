@@ -138,6 +138,7 @@ KERNELS = {
         Kernel("relu_backward", "relu:nb normal:nb"),
         Kernel("softmax_forward", "logits:nb"),
         Kernel("softmax_backward", "probabilities:nb normal:nb"),
+        Kernel("softmax_nll_backward", "probabilities:nb one_hot:nb"),
         Kernel("nll_forward", "probabilities:nb one_hot:nb"),
         Kernel("nll_backward", "probabilities:nb one_hot:nb"),
         Kernel("class_fun", "probabilities:nb"),

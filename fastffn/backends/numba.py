@@ -6,9 +6,14 @@ signatures only. ``fastmath`` stays off: reassociation would break agreement
 with the reference. Compilation is lazy (first call) and cached on disk when
 the cache directory can be written.
 
+Each kernel of the table allocates its result and hands the work to an
+``*_into`` function that writes into arrays it is given; the compiled training
+loop (``fastffn.training``) calls those with buffers it allocates once, so both
+paths run the same arithmetic.
+
 Small matrix products are plain loops: for the notebook's 2-10-10-2 network a
-BLAS call costs more than the arithmetic. Above ``BLAS_MIN_FLOPS`` they go to
-BLAS through ``np.dot``, which is what NumPy does too.
+BLAS call costs more than the arithmetic. From ``BLAS_MIN_FLOPS`` on they go to
+BLAS through ``np.dot``, as NumPy's do.
 """
 
 import numba
@@ -30,107 +35,134 @@ def jit(func):
         return numba.njit(func)
 
 
+# --- matrix products into given arrays -----------------------------------------
+
+
 @jit
-def matmul_tn(W, A):
-    """``W.T @ A`` for W m by n and A m by b, giving n by b."""
+def matmul_tn_into(W, A, out):
+    """``out = W.T @ A`` for W m by n, A m by b and out n by b."""
     m, n = W.shape
     b = A.shape[1]
     if m * n * b >= BLAS_MIN_FLOPS:
-        return np.dot(W.T, A)
-    out = np.zeros((n, b), dtype=W.dtype)
+        np.dot(W.T, A, out)
+        return
+    out[:] = 0
     for k in range(m):
         for i in range(n):
             w = W[k, i]
             for j in range(b):
                 out[i, j] += w * A[k, j]
-    return out
 
 
 @jit
-def matmul_nt(A, D):
-    """``A @ D.T`` for A m by b and D n by b, giving m by n."""
+def matmul_nt_into(A, D, out):
+    """``out = A @ D.T`` for A m by b, D n by b and out m by n."""
     m, b = A.shape
     n = D.shape[0]
     if m * n * b >= BLAS_MIN_FLOPS:
-        return np.dot(A, D.T)
-    out = np.empty((m, n), dtype=A.dtype)
+        np.dot(A, D.T, out)
+        return
     for k in range(m):
         for i in range(n):
             s = A.dtype.type(0)
             for j in range(b):
                 s += A[k, j] * D[i, j]
             out[k, i] = s
-    return out
 
 
 @jit
-def matmul_nn(W, D):
-    """``W @ D`` for W m by n and D n by b, giving m by b."""
+def matmul_nn_into(W, D, out):
+    """``out = W @ D`` for W m by n, D n by b and out m by b."""
     m, n = W.shape
     b = D.shape[1]
     if m * n * b >= BLAS_MIN_FLOPS:
-        return np.dot(W, D)
-    out = np.zeros((m, b), dtype=W.dtype)
+        np.dot(W, D, out)
+        return
+    out[:] = 0
     for k in range(m):
         for i in range(n):
             w = W[k, i]
             for j in range(b):
                 out[k, j] += w * D[i, j]
-    return out
 
 
 @jit
-def linear_forward(W, W0, A):
-    """``W.T @ A + W0``: W m by n, W0 n by 1, A m by b; returns n by b."""
-    return matmul_tn(W, A) + W0
+def row_sums_into(D, out):
+    """``out = D.sum(axis=1, keepdims=True)`` for D n by b and out n by 1."""
+    n, b = D.shape
+    for i in range(n):
+        s = D.dtype.type(0)
+        for j in range(b):
+            s += D[i, j]
+        out[i, 0] = s
 
 
 @jit
-def linear_backward(W, A, dLdZ):
-    """Returns dLdW (m by n), dLdW0 (n by 1) and dLdA (m by b), summed over b."""
-    n, b = dLdZ.shape
-    dLdW0 = np.zeros((n, 1), dtype=dLdZ.dtype)
+def all_finite(a):
+    """Whether every entry of ``a`` is finite, without a temporary array."""
+    for x in a.reshape(-1):
+        if not np.isfinite(x):
+            return False
+    return True
+
+
+# --- the layers' kernels, into given arrays ------------------------------------
+
+
+@jit
+def linear_forward_into(W, W0, A, Z):
+    """``Z = W.T @ A + W0``: W m by n, W0 n by 1, A m by b, Z n by b."""
+    matmul_tn_into(W, A, Z)
+    n, b = Z.shape
     for i in range(n):
         for j in range(b):
-            dLdW0[i, 0] += dLdZ[i, j]
-    return matmul_nt(A, dLdZ), dLdW0, matmul_nn(W, dLdZ)
+            Z[i, j] += W0[i, 0]
 
 
 @jit
-def sgd_update(W, dLdW, lrate):
-    """``W - lrate * dLdW`` as a new array; lrate is already of W's dtype."""
-    return W - lrate * dLdW
+def sgd_update_into(W, dLdW, lrate):
+    """``W -= lrate * dLdW`` in place; lrate is already of W's dtype."""
+    flat, grad = W.reshape(-1), dLdW.reshape(-1)
+    for i in range(flat.size):
+        flat[i] = flat[i] - lrate * grad[i]
 
 
 @jit
-def tanh_forward(Z):
-    """Hyperbolic tangent of an n by b matrix."""
-    return np.tanh(Z)
+def tanh_forward_into(Z, A):
+    n, b = Z.shape
+    for i in range(n):
+        for j in range(b):
+            A[i, j] = np.tanh(Z[i, j])
 
 
 @jit
-def tanh_backward(A, dLdA):
-    """Gradient through tanh from its n by b outputs A."""
-    return (1 - A**2) * dLdA
+def tanh_backward_into(A, dLdA, dLdZ):
+    n, b = A.shape
+    for i in range(n):
+        for j in range(b):
+            dLdZ[i, j] = (1 - A[i, j] ** 2) * dLdA[i, j]
 
 
 @jit
-def relu_forward(Z):
-    """Rectified linear unit of an n by b matrix."""
-    return np.maximum(0, Z)
+def relu_forward_into(Z, A):
+    n, b = Z.shape
+    for i in range(n):
+        for j in range(b):
+            A[i, j] = max(Z.dtype.type(0), Z[i, j])
 
 
 @jit
-def relu_backward(A, dLdA):
-    """Gradient through ReLU from its n by b outputs A."""
-    return dLdA * (A != 0)
+def relu_backward_into(A, dLdA, dLdZ):
+    n, b = A.shape
+    for i in range(n):
+        for j in range(b):
+            dLdZ[i, j] = dLdA[i, j] * (A[i, j] != 0)
 
 
 @jit
-def softmax_forward(Z):
+def softmax_forward_into(Z, A):
     """Column-wise softmax of n by b logits, shifted by each column's maximum."""
     n, b = Z.shape
-    out = np.empty_like(Z)
     for j in range(b):
         zmax = Z[0, j]
         for i in range(1, n):
@@ -138,30 +170,130 @@ def softmax_forward(Z):
         total = Z.dtype.type(0)
         for i in range(n):
             e = np.exp(Z[i, j] - zmax)
-            out[i, j] = e
+            A[i, j] = e
             total += e
         for i in range(n):
-            out[i, j] /= total
-    return out
+            A[i, j] /= total
 
 
 @jit
-def softmax_backward(A, dLdA):
+def softmax_backward_into(A, dLdA, dLdZ):
     """Softmax Jacobian-vector product without forming the n by n by b Jacobian.
 
-    Column j of the result is ``J_j @ dLdA[:, j]`` with
-    ``J_j = diag(a) - a a.T`` and ``a = A[:, j]``, which is
-    ``a * (dLdA[:, j] - a . dLdA[:, j])``: O(n * b) time and memory.
+    Column j is ``J_j @ dLdA[:, j]`` with ``J_j = diag(a) - a a.T`` and
+    ``a = A[:, j]``, which is ``a * (dLdA[:, j] - a . dLdA[:, j])``:
+    O(n * b) time and no memory beyond the result.
     """
     n, b = A.shape
-    out = np.empty_like(A)
     for j in range(b):
         s = A.dtype.type(0)
         for k in range(n):
             s += A[k, j] * dLdA[k, j]
         for i in range(n):
-            out[i, j] = A[i, j] * (dLdA[i, j] - s)
+            dLdZ[i, j] = A[i, j] * (dLdA[i, j] - s)
+
+
+@jit
+def softmax_nll_backward_into(Ypred, Y, dLdZ):
+    """The gradient of NLL through softmax in one step: ``Ypred * sum(Y) - Y``.
+
+    Column sums of Y are 1 for one-hot targets, which gives the familiar
+    ``Ypred - Y``; keeping the sum makes it exact for any Y.
+    """
+    n, b = Ypred.shape
+    for j in range(b):
+        s = Y.dtype.type(0)
+        for k in range(n):
+            s += Y[k, j]
+        for i in range(n):
+            dLdZ[i, j] = Ypred[i, j] * s - Y[i, j]
+
+
+# --- the table's kernels: allocate, then compute into -----------------------------
+
+
+@jit
+def linear_forward(W, W0, A):
+    """``W.T @ A + W0``: W m by n, W0 n by 1, A m by b; returns n by b."""
+    Z = np.empty((W.shape[1], A.shape[1]), dtype=W.dtype)
+    linear_forward_into(W, W0, A, Z)
+    return Z
+
+
+@jit
+def linear_backward(W, A, dLdZ):
+    """Returns dLdW (m by n), dLdW0 (n by 1) and dLdA (m by b), summed over b."""
+    dLdW = np.empty_like(W)
+    dLdW0 = np.empty((W.shape[1], 1), dtype=W.dtype)
+    dLdA = np.empty_like(A)
+    matmul_nt_into(A, dLdZ, dLdW)
+    row_sums_into(dLdZ, dLdW0)
+    matmul_nn_into(W, dLdZ, dLdA)
+    return dLdW, dLdW0, dLdA
+
+
+@jit
+def sgd_update(W, dLdW, lrate):
+    """``W - lrate * dLdW`` as a new array; lrate is already of W's dtype."""
+    out = W.copy()
+    sgd_update_into(out, dLdW, lrate)
     return out
+
+
+@jit
+def tanh_forward(Z):
+    """Hyperbolic tangent of an n by b matrix."""
+    A = np.empty_like(Z)
+    tanh_forward_into(Z, A)
+    return A
+
+
+@jit
+def tanh_backward(A, dLdA):
+    """Gradient through tanh from its n by b outputs A."""
+    dLdZ = np.empty_like(A)
+    tanh_backward_into(A, dLdA, dLdZ)
+    return dLdZ
+
+
+@jit
+def relu_forward(Z):
+    """Rectified linear unit of an n by b matrix."""
+    A = np.empty_like(Z)
+    relu_forward_into(Z, A)
+    return A
+
+
+@jit
+def relu_backward(A, dLdA):
+    """Gradient through ReLU from its n by b outputs A."""
+    dLdZ = np.empty_like(A)
+    relu_backward_into(A, dLdA, dLdZ)
+    return dLdZ
+
+
+@jit
+def softmax_forward(Z):
+    """Column-wise softmax of n by b logits."""
+    A = np.empty_like(Z)
+    softmax_forward_into(Z, A)
+    return A
+
+
+@jit
+def softmax_backward(A, dLdA):
+    """Gradient through softmax from its n by b outputs A, in O(n * b)."""
+    dLdZ = np.empty_like(A)
+    softmax_backward_into(A, dLdA, dLdZ)
+    return dLdZ
+
+
+@jit
+def softmax_nll_backward(Ypred, Y):
+    """Gradient of NLL by the logits of the softmax that gave Ypred (n by b)."""
+    dLdZ = np.empty_like(Ypred)
+    softmax_nll_backward_into(Ypred, Y, dLdZ)
+    return dLdZ
 
 
 @jit

@@ -123,6 +123,20 @@ def softmax_backward(A, dLdA):
     return np.einsum("ikj,kj->ij", softmax_jacobian(A), dLdA)
 
 
+def softmax_nll_backward(Ypred, Y):
+    """Gradient of NLL by the logits of the softmax that gave Ypred, by the chain rule.
+
+    Args:
+        Ypred (ndarray): An n by b matrix of softmax outputs.
+        Y (ndarray): An n by b one-hot matrix of targets.
+
+    Returns:
+        ndarray: An n by b gradient of the loss with respect to the logits.
+
+    """
+    return softmax_backward(Ypred, nll_backward(Ypred, Y))
+
+
 def nll_forward(Ypred, Y):
     """Negative log-likelihood summed over an n by b batch.
 
