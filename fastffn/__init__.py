@@ -5,6 +5,7 @@ datasets), so the notebook's code runs unchanged. Nothing compiles at import,
 and numba is imported only when its backend is first used.
 """
 
+from ._validation import NonFiniteError
 from .backends import get_backend, set_backend, use_backend
 from .datasets import (
     hard,
@@ -26,6 +27,7 @@ __all__ = [
     "SoftMax",
     "NLL",
     "Sequential",
+    "NonFiniteError",
     "get_backend",
     "set_backend",
     "use_backend",

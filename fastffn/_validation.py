@@ -16,6 +16,10 @@ import numbers
 import numpy as np
 
 
+class NonFiniteError(ValueError):
+    """An array holds NaN or inf where finite numbers are needed."""
+
+
 def float_dtype(dtype):
     """The float dtype an array of ``dtype`` computes in, or None if it has none."""
     dtype = np.dtype(dtype)
@@ -70,7 +74,7 @@ def as_matrix(name, x, dtype=None, rows=None, cols=None, finite=True):
         and (cols is None or x.shape[1] == cols)
     ):
         if finite and not np.isfinite(x).all():
-            raise ValueError(f"{name} must be finite, got NaN or inf in an array of {x.shape}")
+            raise NonFiniteError(f"{name} must be finite, got NaN or inf in an array of {x.shape}")
         return x  # the common case, kept short: layers call this on every pass
     if not isinstance(x, np.ndarray):
         try:

@@ -3,7 +3,7 @@
 import numpy as np
 
 from . import backends
-from ._validation import as_count, as_matrix, as_step_size, check_dtype
+from ._validation import NonFiniteError, as_count, as_matrix, as_step_size, check_dtype
 from .layers import Layer, Linear
 
 
@@ -143,21 +143,26 @@ class Sequential:
 
         history = []
         it = 0
-        while it < iters:
-            if report and it % every == 1 % every:
-                accuracy = self.accuracy(X, Y)
-                loss = steps(1)[0]
-                history.append((it, float(loss), float(accuracy)))
-                if report is True:
-                    print_report(it, accuracy, loss)
+        # Overflow is caught as a non-finite loss or gradient; NumPy need not warn too.
+        with np.errstate(all="ignore"):
+            while it < iters:
+                if report and it % every == 1 % every:
+                    try:
+                        accuracy = self.accuracy(X, Y)
+                    except NonFiniteError:  # the data are finite: a layer overflowed
+                        raise diverged(it, np.nan) from None
+                    loss = steps(1)[0]
+                    history.append((it, float(loss), float(accuracy)))
+                    if report is True:
+                        print_report(it, accuracy, loss)
+                    else:
+                        report(it, accuracy, loss)
+                    it += 1
                 else:
-                    report(it, accuracy, loss)
-                it += 1
-            else:
-                next_report = it + (1 - it) % every if report else iters
-                count = min(iters, next_report, it + CHUNK) - it
-                steps(count)
-                it += count
+                    next_report = it + (1 - it) % every if report else iters
+                    count = min(iters, next_report, it + CHUNK) - it
+                    steps(count)
+                    it += count
         return history
 
     def step(self, X, Y, columns, lrate, it=None):
@@ -178,7 +183,10 @@ class Sequential:
                 finite; no weight has changed.
 
         """
-        loss = self.loss.forward(self.forward(X[:, columns]), Y[:, columns])
+        try:
+            loss = self.loss.forward(self.forward(X[:, columns]), Y[:, columns])
+        except NonFiniteError:  # the data are finite: a layer's output overflowed
+            raise diverged(it, np.nan) from None
         self.backward(self.loss.backward())
         grads = [g for m in self.linear_layers for g in (m.dLdW, m.dLdW0)]
         if not (np.isfinite(loss) and all(np.isfinite(g).all() for g in grads)):

@@ -300,17 +300,18 @@ def softmax_nll_backward(Ypred, Y):
 def nll_forward(Ypred, Y):
     """Negative log-likelihood summed over an n by b batch."""
     total = Ypred.dtype.type(0)
+    tiny = Ypred.dtype.type(np.finfo(Ypred.dtype).tiny)
     n, b = Ypred.shape
     for i in range(n):
         for j in range(b):
-            total -= Y[i, j] * np.log(Ypred[i, j])
+            total -= Y[i, j] * np.log(max(Ypred[i, j], tiny))
     return total
 
 
 @jit
 def nll_backward(Ypred, Y):
-    """``-Y / Ypred``, the NLL gradient for n by b predictions."""
-    return -Y / Ypred
+    """``-Y / Ypred``, the NLL gradient for n by b predictions (Ypred at least tiny)."""
+    return -Y / np.maximum(Ypred, np.finfo(Ypred.dtype).tiny)
 
 
 @jit

@@ -7,7 +7,9 @@ notebook, both the same function mathematically:
 - ``softmax_forward`` subtracts each column's maximum before ``exp`` so that
   large logits do not overflow;
 - the identity matrices of the softmax Jacobian take the array's dtype, so a
-  float32 model stays float32.
+  float32 model stays float32;
+- NLL reads probabilities below the dtype's smallest normal number (``tiny``)
+  as ``tiny``, so a predicted 0 gives a large finite loss, not inf or NaN.
 
 Shapes follow the notebook: m inputs, n outputs (or classes), batch of b columns.
 """
@@ -148,12 +150,12 @@ def nll_forward(Ypred, Y):
         scalar: The total loss, of the arrays' dtype.
 
     """
-    return -np.sum(Y * np.log(Ypred))
+    return -np.sum(Y * np.log(np.maximum(Ypred, np.finfo(Ypred.dtype).tiny)))
 
 
 def nll_backward(Ypred, Y):
     """Gradient of the NLL loss with respect to the n by b predictions."""
-    return -Y / Ypred
+    return -Y / np.maximum(Ypred, np.finfo(Ypred.dtype).tiny)
 
 
 def class_fun(Ypred):
