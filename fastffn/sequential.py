@@ -79,7 +79,19 @@ class Sequential:
         classes = linear[-1].n if linear else None
         return X, as_matrix("Y", Y, self.dtype, rows=classes, cols=X.shape[1])
 
-    def sgd(self, X, Y, iters=100, lrate=0.005, *, batch_size=1, rng=None, report=True, every=250):
+    def sgd(
+        self,
+        X,
+        Y,
+        iters=100,
+        lrate=0.005,
+        *,
+        batch_size=1,
+        rng=None,
+        report=True,
+        every=250,
+        compiled=True,
+    ):
         """Trains the neural network by running stochastic gradient descent.
 
         Each iteration draws ``batch_size`` columns with ``np.random.randint(n)``
@@ -105,6 +117,8 @@ class Sequential:
                 reports nothing; a callable is called as
                 ``report(it, accuracy, loss)`` instead of printing.
             every (int): Iterations between reports.
+            compiled (bool): Whether to run compiled where the model allows;
+                False trains layer by layer (to compare the two).
 
         Returns:
             list: ``(iteration, loss, accuracy)`` at each report.
@@ -121,18 +135,19 @@ class Sequential:
         batch_size = as_count("batch_size", batch_size, maximum=n)
         every = as_count("every", every)
         draw = rng.integers if rng is not None else np.random.randint
-        compiled = None
-        if all((m.backend or backends.get_backend()) == "numba" for m in self.layers):
+        on_numba = all((m.backend or backends.get_backend()) == "numba" for m in self.layers)
+        loop = None
+        if compiled and on_numba:
             from .training import CompiledSGD  # imports numba, so only here
 
-            compiled = CompiledSGD.of(self)
+            loop = CompiledSGD.of(self)
             XT, YT = np.ascontiguousarray(X.T), np.ascontiguousarray(Y.T)
 
         def steps(count):
             """Takes ``count`` steps; returns their losses."""
-            if compiled is not None:
+            if loop is not None:
                 indices = draw(n, size=(count, batch_size))
-                done, losses = compiled.run(XT, YT, indices, lrate)
+                done, losses = loop.run(XT, YT, indices, lrate)
                 if done < count:
                     raise diverged(it + done, losses[done])
                 return losses

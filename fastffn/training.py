@@ -59,10 +59,13 @@ def sgd_steps(ops, shapes, params, XT, YT, indices, lrate, losses):
     dtype = XT.dtype
     m, n, offset = shapes[:, 0], shapes[:, 1], shapes[:, 2]
 
-    # Views into params (empty for activations), gradients, and each module's output.
+    # Views into params (empty for activations), buffers for each module's output.
+    # grads mirrors params, so that one flat loop checks and applies every update.
+    grads = np.empty_like(params)
     views = [weights(params, m[k], n[k], offset[k]) for k in range(L)]
     W, W0 = [v[0] for v in views], [v[1] for v in views]
-    dW, dW0 = [np.empty_like(w) for w in W], [np.empty_like(w) for w in W0]
+    views = [weights(grads, m[k], n[k], offset[k]) for k in range(L)]
+    dW, dW0 = [v[0] for v in views], [v[1] for v in views]
     out = [np.empty((n[k], b), dtype=dtype) for k in range(L)]
     Xb = np.empty((XT.shape[1], b), dtype=dtype)
     Yb = np.empty((YT.shape[1], b), dtype=dtype)
@@ -70,8 +73,11 @@ def sgd_steps(ops, shapes, params, XT, YT, indices, lrate, losses):
 
     for it in range(indices.shape[0]):
         for j in range(b):
-            Xb[:, j] = XT[indices[it, j]]
-            Yb[:, j] = YT[indices[it, j]]
+            t = indices[it, j]
+            for i in range(Xb.shape[0]):
+                Xb[i, j] = XT[t, i]
+            for i in range(Yb.shape[0]):
+                Yb[i, j] = YT[t, i]
 
         A = Xb
         for k in range(L):
@@ -104,12 +110,11 @@ def sgd_steps(ops, shapes, params, XT, YT, indices, lrate, losses):
             elif op == RELU:
                 kernels.relu_backward_into(out[k], g, grad[k])
 
-        for k in range(L):
-            if not (kernels.all_finite(dW[k]) and kernels.all_finite(dW0[k])):
+        for i in range(grads.size):
+            if not np.isfinite(grads[i]):
                 return it
-        for k in range(L):
-            kernels.sgd_update_into(W[k], dW[k], lrate)
-            kernels.sgd_update_into(W0[k], dW0[k], lrate)
+        for i in range(params.size):
+            params[i] -= lrate * grads[i]
     return indices.shape[0]
 
 

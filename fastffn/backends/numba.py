@@ -99,10 +99,12 @@ def row_sums_into(D, out):
 
 @jit
 def all_finite(a):
-    """Whether every entry of ``a`` is finite, without a temporary array."""
-    for x in a.reshape(-1):
-        if not np.isfinite(x):
-            return False
+    """Whether every entry of the matrix ``a`` is finite, without a temporary array."""
+    rows, cols = a.shape
+    for i in range(rows):
+        for j in range(cols):
+            if not np.isfinite(a[i, j]):
+                return False
     return True
 
 
@@ -122,9 +124,10 @@ def linear_forward_into(W, W0, A, Z):
 @jit
 def sgd_update_into(W, dLdW, lrate):
     """``W -= lrate * dLdW`` in place; lrate is already of W's dtype."""
-    flat, grad = W.reshape(-1), dLdW.reshape(-1)
-    for i in range(flat.size):
-        flat[i] = flat[i] - lrate * grad[i]
+    rows, cols = W.shape
+    for i in range(rows):
+        for j in range(cols):
+            W[i, j] = W[i, j] - lrate * dLdW[i, j]
 
 
 @jit

@@ -1,0 +1,59 @@
+"""Prints the numba/numpy speed-ups of a pytest-benchmark JSON file; exits 1 on a loss.
+
+Usage: python benchmarks/ratios.py benchmark.json
+
+Each benchmark's extra_info names its workload and backend (or training path).
+Speed-ups compare minimum times measured in the same run, the least noisy
+statistic on a shared machine. A workload marked ``gate`` fails the run when
+the numba backend is slower than the numpy reference there.
+"""
+
+import json
+import sys
+from collections import defaultdict
+
+
+def table(benchmarks):
+    """Rows of (workload, {backend: seconds}, gate), in the file's order."""
+    times, gates = defaultdict(dict), {}
+    for bench in benchmarks:
+        info = bench["extra_info"]
+        times[info["workload"]][info["backend"]] = bench["stats"]["min"]
+        gates[info["workload"]] = info.get("gate", False)
+    return [(workload, times[workload], gates[workload]) for workload in times]
+
+
+def describe(times, reference):
+    """'name time (speed-up)' for each backend that is neither numpy nor numba."""
+    return ", ".join(
+        f"{name} {t * 1e3:.3g} ms" + (f" ({reference / t:.2f}x)" if reference else "")
+        for name, t in times.items()
+        if name not in ("numpy", "numba")
+    )
+
+
+def main(path):
+    with open(path) as f:
+        rows = table(json.load(f)["benchmarks"])
+    width = max(len(w) for w, _, _ in rows)
+    print(f"{'workload':<{width}}  {'numpy':>10}  {'numba':>10}  {'speed-up':>8}  other")
+    failures = []
+    for workload, times, gate in rows:
+        reference, fast = times.get("numpy"), times.get("numba")
+        if reference is None or fast is None:
+            print(f"{workload:<{width}}  {'':>10}  {'':>10}  {'':>8}  {describe(times, None)}")
+            continue
+        ratio = reference / fast
+        print(
+            f"{workload:<{width}}  {reference * 1e3:8.3g}ms  {fast * 1e3:8.3g}ms  "
+            f"{ratio:7.2f}x  {describe(times, reference)}"
+        )
+        if gate and ratio < 1:
+            failures.append(f"{workload}: numba is {1 / ratio:.2f}x slower than numpy")
+    for failure in failures:
+        print("FAIL", failure)
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1]))

@@ -1,0 +1,110 @@
+"""The workloads fastffn's speed is measured on, shared by every benchmark.
+
+pytest-benchmark (``tests/benchmarks``), asv (``benchmarks/``) and
+``fastffn bench`` all time these, so their figures describe the same work.
+Each function prepares its inputs and returns ``run``, a function of no
+arguments that does the timed work once and returns its result. Preparation
+includes a first call, so that compilation never lands in a timed round.
+"""
+
+import itertools
+
+import numpy as np
+
+from . import NLL, Linear, ReLU, Sequential, SoftMax, hard
+from .backends import KERNELS
+
+#: Training paths: the reference, numba layer by layer, numba compiled.
+PATHS = ("numpy", "numba-layers", "numba")
+
+#: W1, the notebook's job: 2-10-10-2 ReLU, batch 1, this many iterations on hard().
+NOTEBOOK_ITERS = 10_000
+
+#: W2, a larger MLP: 784-256-256-10, batch 128, one epoch of this many samples.
+MLP_WIDTHS, MLP_BATCH, MLP_SAMPLES = (784, 256, 256, 10), 128, 8192
+
+
+def network(widths, seed=0, backend=None, dtype=np.float64):
+    """A ReLU network ending in SoftMax + NLL, seeded, on ``backend``.
+
+    Args:
+        widths (tuple): Layer widths from inputs to classes, e.g. (2, 10, 10, 2).
+        seed (int): Seed of NumPy's global random state for the weights.
+        backend (str): ``"numba"``, ``"numpy"`` or None for the default.
+        dtype (dtype): float64 or float32.
+
+    Returns:
+        Sequential: The model.
+
+    """
+    np.random.seed(seed)
+    modules = []
+    for m, n in itertools.pairwise(widths):
+        modules += [Linear(m, n), ReLU()]
+    modules[-1] = SoftMax()
+    return Sequential(modules, NLL(), backend=backend, dtype=dtype)
+
+
+def _trainer(widths, X, Y, path, dtype, iters, **sgd):
+    """``run()`` for training a fresh ``network(widths)`` on X, Y along ``path``."""
+    backend = "numpy" if path == "numpy" else "numba"
+
+    def train(iters):
+        model = network(widths, backend=backend, dtype=dtype)
+        np.random.seed(1)
+        model.sgd(X, Y, iters, report=False, compiled=path != "numba-layers", **sgd)
+        return model
+
+    train(2)  # compiles, where there is anything to compile
+    return lambda: train(iters)
+
+
+def notebook_job(path, iters=NOTEBOOK_ITERS, dtype=np.float64):
+    """W1: the notebook's 2-10-10-2 ReLU network on hard(), batch 1, no reports.
+
+    Args:
+        path (str): One of ``PATHS``.
+        iters (int): SGD iterations.
+        dtype (dtype): float64 or float32.
+
+    Returns:
+        callable: ``run()`` trains a freshly seeded model and returns it.
+
+    """
+    X, Y = hard()
+    return _trainer((2, 10, 10, 2), X, Y, path, dtype, iters, lrate=0.005)
+
+
+def mlp_epoch(path, dtype=np.float64, samples=MLP_SAMPLES):
+    """W2: one epoch of a 784-256-256-10 ReLU MLP, batches of 128, random data.
+
+    Returns:
+        callable: ``run()`` trains a freshly seeded model and returns it.
+
+    """
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((MLP_WIDTHS[0], samples)).astype(dtype)
+    Y = np.eye(MLP_WIDTHS[-1], dtype=dtype)[:, rng.integers(MLP_WIDTHS[-1], size=samples)]
+    iters = samples // MLP_BATCH
+    return _trainer(MLP_WIDTHS, X, Y, path, dtype, iters, lrate=1e-3, batch_size=MLP_BATCH)
+
+
+def kernel_call(name, backend, m, n, b, dtype=np.float64):
+    """One call of a kernel of the table (W3 is softmax_backward at b = 128).
+
+    Args:
+        name (str): A key of ``fastffn.backends.KERNELS``.
+        backend (str): ``"numba"`` or ``"numpy"``.
+        m (int): Inputs of a linear layer.
+        n (int): Outputs of a layer, or classes.
+        b (int): Batch size.
+        dtype (dtype): float64 or float32.
+
+    Returns:
+        callable: ``run()`` calls the kernel on fixed random inputs.
+
+    """
+    kernel = KERNELS[name]
+    args = kernel.inputs(np.random.default_rng(0), dtype, m, n, b)
+    kernel(backend, *args)
+    return lambda: kernel(backend, *args)

@@ -1,0 +1,86 @@
+"""pytest-benchmark: every workload on every backend, side by side per group.
+
+Skipped in the normal run (``--benchmark-skip`` in pyproject.toml); CI runs
+``pytest tests/benchmarks --benchmark-only --benchmark-json=benchmark.json``
+and ``benchmarks/ratios.py`` turns the JSON into a table of speed-ups. Each
+benchmark's ``extra_info`` names its workload and backend; ``gate`` marks the
+ones where the numba backend must not be slower than the reference.
+"""
+
+import os
+import subprocess
+import sys
+import tempfile
+
+import numpy as np
+import pytest
+
+from fastffn import workloads
+from fastffn.backends import BACKENDS, KERNELS
+
+# Every kernel at the notebook's size (10 wide, batch 1) and an MLP's (256 wide, batch 128).
+KERNEL_SIZES = {"notebook": (10, 10, 1), "mlp": (256, 256, 128)}
+# W3: softmax backward alone, b = 128.
+SOFTMAX_CLASSES = (10, 100, 1000)
+
+
+def measure(benchmark, run, workload, backend, gate=False):
+    benchmark.group = workload
+    benchmark.extra_info.update(workload=workload, backend=backend, gate=gate)
+    return benchmark(run)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("size", KERNEL_SIZES)
+@pytest.mark.parametrize("name", KERNELS)
+def test_kernel(benchmark, name, size, backend):
+    m, n, b = KERNEL_SIZES[size]
+    run = workloads.kernel_call(name, backend, m, n, b)
+    measure(benchmark, run, f"{name} m={m} n={n} b={b}", backend)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("classes", SOFTMAX_CLASSES)
+def test_softmax_backward(benchmark, classes, backend):
+    run = workloads.kernel_call("softmax_backward", backend, 1, classes, 128)
+    measure(benchmark, run, f"W3 softmax_backward n={classes} b=128", backend, gate=classes >= 100)
+
+
+@pytest.mark.parametrize("path", workloads.PATHS)
+def test_notebook_job(benchmark, path):
+    run = workloads.notebook_job(path)
+    model = measure(benchmark, run, "W1 notebook job 2-10-10-2 b=1 x10000", path, gate=True)
+    assert np.isfinite(model.modules[0].W).all()
+
+
+@pytest.mark.parametrize("path", ["numpy", "numba"])
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_mlp_epoch(benchmark, dtype, path):
+    run = workloads.mlp_epoch(path, dtype=dtype)
+    model = measure(benchmark, run, f"W2 MLP 784-256-256-10 b=128 epoch {dtype}", path)
+    assert model.dtype == dtype
+
+
+FIRST_CALL = """
+import fastffn, numpy as np
+from fastffn.workloads import network
+X, Y = fastffn.hard()
+np.random.seed(0)
+network((2, 10, 10, 2)).sgd(X, Y, 10000, report=False)
+"""
+
+
+@pytest.mark.parametrize("cache", ["warm", "cold"])
+def test_first_call(benchmark, cache):
+    """A fresh interpreter's import and first sgd call, compile cache warm or cold."""
+    with tempfile.TemporaryDirectory() as warm_dir:
+
+        def run():
+            cache_dir = warm_dir if cache == "warm" else tempfile.mkdtemp()
+            env = {**os.environ, "NUMBA_CACHE_DIR": cache_dir}
+            subprocess.run([sys.executable, "-c", FIRST_CALL], env=env, check=True)
+
+        run()  # fills the warm cache
+        benchmark.group = "first sgd call in a fresh process (notebook job)"
+        benchmark.extra_info.update(workload=benchmark.group, backend=f"numba, {cache} cache")
+        benchmark.pedantic(run, rounds=3 if cache == "warm" else 1)
