@@ -39,3 +39,24 @@ def assert_agree(actual, desired, tolerance=TOLERANCE):
         np.testing.assert_allclose(actual, desired, **tolerance[desired.dtype])
     else:
         np.testing.assert_array_equal(actual, desired)
+
+
+def worst_difference(actual, desired, tolerance=TOLERANCE):
+    """The largest ``|actual - desired|`` in units of the allowed difference.
+
+    Args:
+        actual: Arrays, scalars or tuples of them (fast backend).
+        desired: The same from the reference.
+        tolerance (dict): dtype -> rtol and atol, as ``TOLERANCE``.
+
+    Returns:
+        float: Below 1 where ``assert_agree`` passes; the benchmarks track it.
+
+    """
+    if isinstance(desired, tuple):
+        return max(worst_difference(a, d, tolerance) for a, d in zip(actual, desired, strict=True))
+    desired = np.asarray(desired)
+    tol = tolerance.get(desired.dtype, {"rtol": 0.0, "atol": 0.5})  # integers: exact
+    desired, actual = desired.astype(np.float64), np.asarray(actual, dtype=np.float64)
+    allowed = tol["atol"] + tol["rtol"] * np.abs(desired)
+    return float(np.max(np.abs(actual - desired) / allowed))

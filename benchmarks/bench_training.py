@@ -1,0 +1,83 @@
+"""asv: training as users run it, import and first-call latency, backend agreement."""
+
+import numpy as np
+
+from fastffn import hard, workloads
+from fastffn.testing import TRAINING_TOLERANCE, worst_difference
+
+
+class NotebookJob:
+    """W1: 2-10-10-2 ReLU on hard(), batch 1, 10,000 iterations, no reports."""
+
+    params = (list(workloads.PATHS), ["float64", "float32"])
+    param_names = ("path", "dtype")
+    timeout = 120
+
+    def setup(self, path, dtype):
+        self.run = workloads.notebook_job(path, dtype=dtype)
+
+    def time_sgd(self, path, dtype):
+        self.run()
+
+
+class MLPEpoch:
+    """W2: one epoch of 784-256-256-10, batches of 128, 8,192 random samples."""
+
+    params = (["numpy", "numba"], ["float64", "float32"])
+    param_names = ("path", "dtype")
+    timeout = 120
+
+    def setup(self, path, dtype):
+        self.run = workloads.mlp_epoch(path, dtype=dtype)
+
+    def time_sgd(self, path, dtype):
+        self.run()
+
+    def peakmem_sgd(self, path, dtype):
+        self.run()
+
+
+FIRST_SGD = """
+import fastffn, numpy as np
+from fastffn.workloads import network
+X, Y = fastffn.hard()
+network((2, 10, 10, 2)).sgd(X, Y, 10000, report=False)
+"""
+
+COLD_CACHE = "import os, tempfile; os.environ['NUMBA_CACHE_DIR'] = tempfile.mkdtemp()\n"
+
+
+class Latency:
+    """A fresh interpreter: importing fastffn, and its first sgd call."""
+
+    timeout = 300
+
+    def timeraw_import(self):
+        return "import fastffn"
+
+    def timeraw_first_sgd_warm_cache(self):
+        return FIRST_SGD
+
+    def timeraw_first_sgd_cold_cache(self):
+        return COLD_CACHE + FIRST_SGD
+
+
+class Agreement:
+    """The largest weight difference between backends after 2000 steps of the notebook's job,
+    in units of the training tolerance (agreement holds below 1)."""
+
+    params = (["float64", "float32"],)
+    param_names = ("dtype",)
+    unit = "tolerances"
+
+    def track_weights_numba_vs_numpy(self, dtype):
+        X, Y = hard()
+        models = {}
+        for backend in ("numba", "numpy"):
+            models[backend] = workloads.network((2, 10, 10, 2), backend=backend, dtype=dtype)
+            np.random.seed(1)
+            models[backend].sgd(X, Y, 2000, report=False)
+        fast, reference = (
+            tuple(w for m in models[b].linear_layers for w in (m.W, m.W0)) for b in models
+        )
+        return worst_difference(fast, reference, TRAINING_TOLERANCE)
