@@ -15,6 +15,7 @@ from .datasets import (
     xor_more,
 )
 from .layers import NLL, Layer, Linear, ReLU, SoftMax, Tanh
+from .persistence import load
 from .sequential import Sequential
 
 __version__ = "0.1.0"
@@ -28,6 +29,7 @@ __all__ = [
     "NLL",
     "Sequential",
     "NonFiniteError",
+    "load",
     "get_backend",
     "set_backend",
     "use_backend",

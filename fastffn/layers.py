@@ -66,6 +66,26 @@ class Linear(Layer):
         self.W = np.random.normal(0, np.sqrt(1 / m), (m, n)).astype(dtype, copy=False)
         self.backend = backend
 
+    @classmethod
+    def from_weights(cls, W, W0, backend=None):
+        """A layer holding the given weights; draws nothing from the random state.
+
+        Args:
+            W (ndarray): An m by n float32 or float64 weight matrix.
+            W0 (ndarray): An n by 1 bias column.
+            backend (str): ``"numba"``, ``"numpy"`` or None for the default.
+
+        Returns:
+            Linear: The layer, with copies of W and W0 in W's dtype.
+
+        """
+        W = as_matrix("W", W)
+        layer = cls.__new__(cls)
+        layer.m, layer.n = W.shape
+        layer.W, layer.W0 = W.copy(), as_matrix("W0", W0, W.dtype, rows=layer.n, cols=1).copy()
+        layer.backend = backend
+        return layer
+
     def forward(self, A):
         """Computes the forward pass through the linear network for a batch.
 

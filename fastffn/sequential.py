@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from . import backends
+from . import backends, persistence
 from ._validation import NonFiniteError, as_count, as_matrix, as_step_size, check_dtype
 from .layers import Layer, Linear
 
@@ -24,8 +24,16 @@ class Sequential:
                 weights to; None keeps them.
 
         """
+        if not isinstance(modules, list | tuple) or not modules:
+            raise TypeError(f"modules must be a non-empty list of layers, got {modules!r}")
+        for name, m in [*((f"modules[{k}]", m) for k, m in enumerate(modules)), ("loss", loss)]:
+            if not (
+                callable(getattr(m, "forward", None)) and callable(getattr(m, "backward", None))
+            ):
+                raise TypeError(f"{name} must be a layer (with forward and backward), got {m!r}")
         self.modules = modules
         self.loss = loss
+        self.check_chain()
         if backend is not None:
             self.backend = backend
         if dtype is not None:
@@ -60,6 +68,18 @@ class Sequential:
         linear = self.linear_layers
         return linear[0].W.dtype if linear else np.dtype(np.float64)
 
+    def check_chain(self):
+        """Raises ValueError unless each Linear layer takes what the one before gives."""
+        width = None
+        for k, m in enumerate(self.modules):
+            if isinstance(m, Linear):
+                if width is not None and m.m != width:
+                    raise ValueError(
+                        f"modules[{k}] is Linear({m.m}, {m.n}) but the Linear layer before it "
+                        f"gives {width} outputs; the sizes must chain"
+                    )
+                width = m.n
+
     def check_data(self, X, Y=None):
         """Validates X (and Y) against the model, casting them to its dtype.
 
@@ -77,7 +97,15 @@ class Sequential:
         if Y is None:
             return X
         classes = linear[-1].n if linear else None
-        return X, as_matrix("Y", Y, self.dtype, rows=classes, cols=X.shape[1])
+        Y = as_matrix("Y", Y, self.dtype, rows=classes, cols=X.shape[1])
+        sums = Y.sum(axis=0)
+        bad = np.flatnonzero((Y < 0).any(axis=0) | (np.abs(sums - 1) > 1e-4))
+        if bad.size:
+            raise ValueError(
+                "Y must hold one-hot (or probability) columns: non-negative, each summing "
+                f"to 1; column {bad[0]} is {Y[:, bad[0]]}"
+            )
+        return X, Y
 
     def sgd(
         self,
@@ -134,6 +162,10 @@ class Sequential:
         lrate = as_step_size("lrate", lrate)
         batch_size = as_count("batch_size", batch_size, maximum=n)
         every = as_count("every", every)
+        if not (isinstance(report, bool) or callable(report)):
+            raise TypeError(f"report must be True, False or a callable, got {report!r}")
+        if rng is not None and not isinstance(rng, np.random.Generator):
+            raise TypeError(f"rng must be a numpy.random.Generator or None, got {rng!r}")
         draw = rng.integers if rng is not None else np.random.randint
         on_numba = all((m.backend or backends.get_backend()) == "numba" for m in self.layers)
         loop = None
@@ -221,6 +253,7 @@ class Sequential:
                 probabilities when the last module is SoftMax).
 
         """
+        Xt = self.check_data(Xt)
         for m in self.modules:
             Xt = m.forward(Xt)
 
@@ -249,6 +282,15 @@ class Sequential:
         """
         for m in self.modules:
             m.sgd_step(lrate)
+
+    def save(self, path):
+        """Writes the model to a ``.npz`` file, atomically (see ``fastffn.load``).
+
+        Args:
+            path (str or PathLike): Where to write.
+
+        """
+        persistence.save(self, path)
 
     def accuracy(self, X, Y):
         """The fraction of the columns of X classified as their one-hot Y says."""
