@@ -1,0 +1,109 @@
+"""Pictures of a trained model: decision regions and training curves (needs matplotlib).
+
+Install the optional extra with ``pip install 'fastffn[plot]'``. Each function
+draws on a matplotlib Axes it is given, or on a new figure, and returns the Axes;
+``save_report`` puts both pictures side by side in one PNG.
+"""
+
+import numpy as np
+
+
+def pyplot():
+    """Returns matplotlib.pyplot and ListedColormap, or raises a clear ImportError."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg", force=False)
+        import matplotlib.pyplot as plt
+        from matplotlib.colors import ListedColormap
+    except ImportError:
+        raise ImportError(
+            "plotting needs matplotlib, an optional extra: pip install 'fastffn[plot]'"
+        ) from None
+    return plt, ListedColormap
+
+
+def decision_regions(model, X, Y, ax=None, resolution=200):
+    """Colours the plane by the class the model predicts, with the points on top.
+
+    As the course's ``classify()`` drew them.
+
+    Args:
+        model (Sequential): A trained model of 2 inputs.
+        X (ndarray): The 2 by n points.
+        Y (ndarray): Their one-hot classes, k by n.
+        ax (Axes): Where to draw; a new figure's when None.
+        resolution (int): Grid points along each axis.
+
+    Returns:
+        Axes: The axes drawn on.
+
+    """
+    plt, ListedColormap = pyplot()
+    X, Y = model.check_data(X, Y)
+    if X.shape[0] != 2:
+        raise ValueError(f"X must have 2 rows to draw decision regions, got shape {X.shape}")
+    ax = ax or plt.figure(figsize=(5, 5)).gca()
+    low, high = X.min(axis=1), X.max(axis=1)
+    margin = 0.1 * (high - low) + 1e-9
+    xs = np.linspace(low[0] - margin[0], high[0] + margin[0], resolution)
+    ys = np.linspace(low[1] - margin[1], high[1] + margin[1], resolution)
+    gx, gy = np.meshgrid(xs, ys)
+    grid = np.vstack([gx.ravel(), gy.ravel()])
+    cf = model.modules[-1].class_fun
+    regions = cf(model.forward(grid)).reshape(gx.shape)
+    classes = Y.shape[0]
+    colors = ListedColormap(plt.get_cmap("tab20").colors[: 2 * classes : 2])  # a hue per class
+    levels = np.arange(classes + 1) - 0.5
+    ax.contourf(gx, gy, regions, levels=levels, cmap=colors, alpha=0.35)
+    ax.scatter(X[0], X[1], c=cf(Y), cmap=colors, vmin=levels[0], vmax=levels[-1], edgecolors="k")
+    ax.set(xlabel="x1", ylabel="x2", title="decision regions")
+    return ax
+
+
+def training_curve(history, ax=None):
+    """Plots loss and accuracy against the iteration, from ``Sequential.sgd``'s history.
+
+    Args:
+        history (list): ``(iteration, loss, accuracy)`` tuples.
+        ax (Axes): Where to draw the loss; accuracy goes on a twin axis.
+
+    Returns:
+        Axes: The loss axes.
+
+    """
+    plt, _ = pyplot()
+    if not history:
+        raise ValueError("history is empty: train with reports on to record one")
+    it, loss, acc = np.array(history, dtype=np.float64).T
+    ax = ax or plt.figure(figsize=(6, 4)).gca()
+    ax.plot(it, loss, color="tab:red", label="loss (one batch)")
+    ax.set(xlabel="iteration", ylabel="loss", title="training")
+    twin = ax.twinx()
+    twin.plot(it, acc, color="tab:blue", label="training accuracy")
+    twin.set(ylabel="accuracy", ylim=(0, 1.05))
+    ax.legend(loc="center left")
+    twin.legend(loc="center right")
+    return ax
+
+
+def save_report(model, X, Y, history, path):
+    """Saves decision regions (for 2-D data) and the training curve in one PNG.
+
+    Args:
+        model (Sequential): The trained model.
+        X (ndarray): The d by n training points.
+        Y (ndarray): Their one-hot classes.
+        history (list): ``(iteration, loss, accuracy)`` tuples from ``sgd``.
+        path (str or PathLike): The PNG to write.
+
+    """
+    plt, _ = pyplot()
+    two_d = np.shape(X)[0] == 2
+    fig, axes = plt.subplots(1, 1 + two_d, figsize=(6 + 5 * two_d, 4.5), squeeze=False)
+    if two_d:
+        decision_regions(model, X, Y, ax=axes[0, 0])
+    training_curve(history, ax=axes[0, -1])
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)

@@ -1,0 +1,140 @@
+"""The command line, run as a user runs it: in a subprocess."""
+
+import subprocess
+import sys
+from importlib.metadata import entry_points
+
+import numpy as np
+import pytest
+
+import fastffn
+from fastffn import datasets
+
+
+def fastffn_cli(*args, code=None):
+    """Runs ``python -m fastffn ARGS`` (or ``code``); returns (exit code, stdout, stderr)."""
+    command = (
+        [sys.executable, "-c", code, *args] if code else [sys.executable, "-m", "fastffn", *args]
+    )
+    result = subprocess.run(command, capture_output=True, text=True, check=False)
+    return result.returncode, result.stdout, result.stderr
+
+
+def test_the_console_script_is_declared():
+    (script,) = [e for e in entry_points(group="console_scripts") if e.name == "fastffn"]
+    assert script.value == "fastffn.cli:main"
+
+
+def test_train_with_no_options_is_the_notebooks_job_and_reaches_100_percent():
+    code, out, err = fastffn_cli("train")
+    assert code == 0, err
+    lines = out.splitlines()
+    reports = [line for line in lines if line.startswith("Iteration = ")]
+    assert [int(line.split()[2]) for line in reports] == list(range(1, 100_000, 250))
+    assert lines[-2] == (
+        "Final training accuracy = 100.00% on hard (2-10-10-2 relu, 100000 iterations, batch 1)"
+    )
+    assert lines[-1].startswith("Training took ") and lines[-1].endswith(
+        "on the numba backend (float64)"
+    )
+
+
+def test_train_options_save_and_plot(tmp_path):
+    model_path, png = tmp_path / "m.npz", tmp_path / "out.png"
+    code, out, err = fastffn_cli(
+        "train", "--dataset", "blobs", "--samples", "300", "--classes", "4", "--layers", "16",
+        "--activation", "tanh", "--iters", "3000", "--lrate", "0.01", "--batch-size", "8",
+        "--seed", "3", "--backend", "numpy", "--dtype", "float32", "--quiet",
+        "--save", str(model_path), "--plot", str(png),
+    )  # fmt: skip
+    assert code == 0, err
+    assert "Iteration" not in out
+    assert "on blobs (2-16-4 tanh, 3000 iterations, batch 8)" in out
+    assert "on the numpy backend (float32)" in out
+    model = fastffn.load(model_path)
+    assert model.backend == "numpy" and model.dtype == np.float32
+    X, Y = datasets.blobs(300, 2, 4, seed=3)
+    assert model.accuracy(X, Y) > 0.8
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 10_000
+
+
+def test_plot_of_data_that_is_not_2d_draws_only_the_curve(tmp_path):
+    png = tmp_path / "curve.png"
+    code, _, err = fastffn_cli(
+        "train",
+        "--dataset",
+        "blobs",
+        "--features",
+        "5",
+        "--iters",
+        "600",
+        "--quiet",
+        "--plot",
+        str(png),
+    )
+    assert code == 0, err
+    assert png.stat().st_size > 5_000
+
+
+def test_bench_prints_both_backends_and_the_ratio():
+    code, out, err = fastffn_cli("bench", "--iters", "300", "--repeat", "1")
+    assert code == 0, err
+    rows = [line.split() for line in out.splitlines()[1:]]
+    assert [row[-4] for row in rows] == ["numpy", "numba-layers", "numba"]
+    assert all(row[-1].endswith("x") and float(row[-1][:-1]) > 0 for row in rows)
+
+
+@pytest.mark.parametrize("command", [[], ["train"], ["bench"]])
+def test_help_explains_every_option(command):
+    code, out, _ = fastffn_cli(*command, "--help")
+    assert code == 0
+    options = {
+        (): ["train", "bench"],
+        ("train",): ["--dataset", "--layers", "--activation", "--iters", "--lrate", "--batch-size",
+                     "--seed", "--backend", "--dtype", "--save", "--plot", "--quiet"],
+        ("bench",): ["--iters", "--repeat", "--large"],
+    }[tuple(command)]  # fmt: skip
+    for option in options:
+        assert option in out
+
+
+@pytest.mark.parametrize(
+    ("args", "exit_code", "message"),
+    [
+        (["train", "--layers", "ten"], 2, "--layers: needs widths like 10,10"),
+        (["train", "--backend", "cuda"], 2, "invalid choice: 'cuda'"),
+        (["train", "--iters", "many"], 2, "--iters: invalid int value"),
+        (["train", "--batch-size", "0"], 2, "--batch-size: needs an integer >= 1"),
+        (["train", "--lrate", "-1"], 1, "lrate must be finite and > 0"),
+        (["train", "--iters", "-5"], 1, "iters must be >= 0"),
+        (["train", "--batch-size", "50"], 1, "batch_size must be between 1 and 20"),
+        (["train", "--save", "/nonexistent/dir/m.npz", "--iters", "10"], 1, "No such file"),
+        (["fly"], 2, "invalid choice: 'fly'"),
+        ([], 2, "the following arguments are required: command"),
+    ],
+)
+def test_bad_options_give_one_line_and_a_nonzero_exit(args, exit_code, message):
+    code, _, err = fastffn_cli(*args)
+    assert code == exit_code
+    assert len(err.strip().splitlines()) == 1 and message in err, err
+    assert "Traceback" not in err
+
+
+def test_plot_without_matplotlib_says_how_to_get_it(tmp_path):
+    code = "import sys\nsys.modules['matplotlib'] = None  # import fails\nimport fastffn.cli\n"
+    code += "sys.exit(fastffn.cli.main())"
+    exit_code, out, err = fastffn_cli("train", "--plot", str(tmp_path / "x.png"), code=code)
+    assert exit_code == 1 and out == ""
+    assert err.strip() == (
+        "fastffn: error: plotting needs matplotlib, an optional extra: pip install 'fastffn[plot]'"
+    )
+
+
+def test_generated_datasets_have_the_notebooks_layout():
+    for X, Y, d, classes in [
+        (*datasets.blobs(50, 3, 4, seed=1), 3, 4),
+        (*datasets.spirals(40, 5), 2, 5),
+    ]:
+        assert X.shape[0] == d and Y.shape == (classes, X.shape[1])
+        np.testing.assert_array_equal(Y.sum(axis=0), 1)
+    np.testing.assert_array_equal(datasets.blobs(seed=7)[0], datasets.blobs(seed=7)[0])
