@@ -20,6 +20,21 @@ class NotebookJob:
         self.run()
 
 
+class NotebookJobJAX:
+    """W1 in JAX (jax.jit over lax.fori_loop), where JAX is installed; not a dependency."""
+
+    timeout = 120
+
+    def setup(self):
+        try:
+            self.run = workloads.notebook_job_jax()
+        except ImportError:
+            raise NotImplementedError("JAX is not installed") from None
+
+    def time_sgd(self):
+        self.run()
+
+
 class MLPEpoch:
     """W2: one epoch of 784-256-256-10, batches of 128, 8,192 random samples."""
 

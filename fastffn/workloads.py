@@ -75,6 +75,48 @@ def notebook_job(path, iters=NOTEBOOK_ITERS, dtype=np.float64):
     return _trainer((2, 10, 10, 2), X, Y, path, dtype, iters, lrate=0.005)
 
 
+def notebook_job_jax(iters=NOTEBOOK_ITERS):
+    """W1 in JAX, for comparison: ``jax.jit`` over ``lax.fori_loop`` of the same steps.
+
+    The same initial weights and sample indices as ``notebook_job``, float64,
+    gradients by ``jax.grad``. JAX is not a dependency of fastffn: this imports it
+    and raises ImportError where it is missing.
+
+    Returns:
+        callable: ``run()`` trains and returns the list of (W, W0) pairs.
+
+    """
+    import jax
+    import jax.numpy as jnp
+
+    jax.config.update("jax_enable_x64", True)
+    X, Y = (jnp.asarray(a) for a in hard())
+    start = [(jnp.asarray(m.W), jnp.asarray(m.W0)) for m in network((2, 10, 10, 2)).linear_layers]
+    np.random.seed(1)
+    indices = jnp.asarray(np.random.randint(X.shape[1], size=iters))
+
+    def loss(params, x, y):
+        a = x
+        for k, (W, W0) in enumerate(params):
+            z = W.T @ a + W0
+            a = jax.nn.softmax(z, axis=0) if k == len(params) - 1 else jax.nn.relu(z)
+        return -jnp.sum(y * jnp.log(a))
+
+    @jax.jit
+    def train(params, indices):
+        def step(i, params):
+            t = indices[i]
+            x = jax.lax.dynamic_slice_in_dim(X, t, 1, axis=1)
+            y = jax.lax.dynamic_slice_in_dim(Y, t, 1, axis=1)
+            grads = jax.grad(loss)(params, x, y)
+            return jax.tree_util.tree_map(lambda p, g: p - 0.005 * g, params, grads)
+
+        return jax.lax.fori_loop(0, indices.shape[0], step, params)
+
+    jax.block_until_ready(train(start, indices))  # compiles
+    return lambda: jax.block_until_ready(train(start, indices))
+
+
 def mlp_epoch(path, dtype=np.float64, samples=MLP_SAMPLES):
     """W2: one epoch of a 784-256-256-10 ReLU MLP, batches of 128, random data.
 

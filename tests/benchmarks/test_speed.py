@@ -53,6 +53,17 @@ def test_notebook_job(benchmark, path):
     assert np.isfinite(model.modules[0].W).all()
 
 
+def test_notebook_job_jax(benchmark):
+    """The same steps in JAX (jit over fori_loop), where JAX is installed; not a dependency."""
+    pytest.importorskip("jax")
+    run = workloads.notebook_job_jax()
+    params = measure(benchmark, run, "W1 notebook job 2-10-10-2 b=1 x10000", "jax")
+    ours = workloads.notebook_job("numba")()
+    for (W, W0), m in zip(params, ours.linear_layers, strict=True):
+        np.testing.assert_allclose(np.asarray(W), m.W, rtol=1e-7, atol=1e-9)
+        np.testing.assert_allclose(np.asarray(W0), m.W0, rtol=1e-7, atol=1e-9)
+
+
 @pytest.mark.parametrize("path", ["numpy", "numba"])
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
 def test_mlp_epoch(benchmark, dtype, path):
