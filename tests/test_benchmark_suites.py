@@ -1,0 +1,51 @@
+"""Both benchmark suites cover the whole kernel table, and the CI ratio gate can fail."""
+
+import json
+
+import pytest
+
+from benchmarks import bench_kernels, ratios
+from fastffn.backends import BACKENDS, KERNELS
+
+from .benchmarks import test_speed
+
+
+def parametrized(test, argname):
+    """The values a pytest test is parametrized with for ``argname``."""
+    (mark,) = [m for m in test.pytestmark if m.name == "parametrize" and m.args[0] == argname]
+    return list(mark.args[1])
+
+
+def test_pytest_benchmark_times_every_kernel_on_every_backend():
+    assert parametrized(test_speed.test_kernel, "name") == list(KERNELS)
+    assert parametrized(test_speed.test_kernel, "backend") == list(BACKENDS)
+
+
+def test_asv_times_every_kernel_on_every_backend_and_tracks_its_agreement():
+    assert bench_kernels.Kernels.params[0] == list(KERNELS)
+    assert bench_kernels.Kernels.params[1] == list(BACKENDS)
+    assert bench_kernels.KernelAgreement.params[0] == list(KERNELS)
+
+
+def write_results(path, times, gate):
+    benchmarks = [
+        {"extra_info": {"workload": "W1", "backend": b, "gate": gate}, "stats": {"min": t}}
+        for b, t in times.items()
+    ]
+    path.write_text(json.dumps({"benchmarks": benchmarks}))
+    return str(path)
+
+
+@pytest.mark.parametrize(
+    ("numba_seconds", "gate", "status"),
+    [(0.01, True, 0), (2.0, True, 1), (2.0, False, 0)],
+    ids=["faster", "slower on a gated workload", "slower, not gated"],
+)
+def test_ratio_table_fails_only_when_numba_loses_a_gated_workload(
+    tmp_path, capsys, numba_seconds, gate, status
+):
+    path = write_results(tmp_path / "b.json", {"numpy": 1.0, "numba": numba_seconds}, gate)
+    assert ratios.main(path) == status
+    out = capsys.readouterr().out
+    assert f"{1.0 / numba_seconds:7.2f}x" in out
+    assert ("FAIL W1: numba is 2.00x slower than numpy" in out) == bool(status)
