@@ -7,13 +7,10 @@ notebook's report lines, the final training accuracy and the wall time.
 """
 
 import argparse
-import itertools
 import sys
 import time
 
-import numpy as np
-
-from . import NLL, Linear, ReLU, Sequential, SoftMax, Tanh, datasets, workloads
+from . import ReLU, Tanh, datasets, workloads
 from .backends import BACKENDS
 from .sequential import print_report
 
@@ -99,12 +96,8 @@ def train(args):
         pyplot()  # fail before training, not after, when matplotlib is missing
     X, Y = load_data(args)
     widths = (X.shape[0], *args.layers, Y.shape[0])
-    np.random.seed(args.seed)
-    modules = []
-    for m, n in itertools.pairwise(widths):
-        modules += [Linear(m, n), ACTIVATIONS[args.activation]()]
-    modules[-1] = SoftMax()
-    model = Sequential(modules, NLL(), backend=args.backend, dtype=args.dtype)
+    activation = ACTIVATIONS[args.activation]
+    model = workloads.network(widths, args.seed, args.backend, args.dtype, activation)
 
     progress = Progress(args.iters, args.quiet)
     start = time.perf_counter()

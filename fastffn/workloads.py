@@ -24,14 +24,15 @@ NOTEBOOK_ITERS = 10_000
 MLP_WIDTHS, MLP_BATCH, MLP_SAMPLES = (784, 256, 256, 10), 128, 8192
 
 
-def network(widths, seed=0, backend=None, dtype=np.float64):
-    """A ReLU network ending in SoftMax + NLL, seeded, on ``backend``.
+def network(widths, seed=0, backend=None, dtype=np.float64, activation=ReLU):
+    """A network of Linear layers and activations ending in SoftMax + NLL, seeded.
 
     Args:
         widths (tuple): Layer widths from inputs to classes, e.g. (2, 10, 10, 2).
         seed (int): Seed of NumPy's global random state for the weights.
         backend (str): ``"numba"``, ``"numpy"`` or None for the default.
         dtype (dtype): float64 or float32.
+        activation (type): The layer after each hidden Linear layer: ReLU or Tanh.
 
     Returns:
         Sequential: The model.
@@ -40,7 +41,7 @@ def network(widths, seed=0, backend=None, dtype=np.float64):
     np.random.seed(seed)
     modules = []
     for m, n in itertools.pairwise(widths):
-        modules += [Linear(m, n), ReLU()]
+        modules += [Linear(m, n), activation()]
     modules[-1] = SoftMax()
     return Sequential(modules, NLL(), backend=backend, dtype=dtype)
 

@@ -97,17 +97,6 @@ def row_sums_into(D, out):
         out[i, 0] = s
 
 
-@jit
-def all_finite(a):
-    """Whether every entry of the matrix ``a`` is finite, without a temporary array."""
-    rows, cols = a.shape
-    for i in range(rows):
-        for j in range(cols):
-            if not np.isfinite(a[i, j]):
-                return False
-    return True
-
-
 # --- the layers' kernels, into given arrays ------------------------------------
 
 
