@@ -122,9 +122,9 @@ class CompiledSGD:
     """A model's layers as op codes and one flat weight buffer, for ``sgd_steps``.
 
     Build it with ``CompiledSGD.of(model)``, which gives None for a model that
-    cannot train here (a layer of the user's own, no final SoftMax + NLL); the
-    caller checks that every layer is on the numba backend. Such a model trains
-    layer by layer, with the same results.
+    cannot train here (a layer of the user's own, no final SoftMax + NLL, Linear
+    layers of different dtypes); the caller checks that every layer is on the
+    numba backend. Such a model trains layer by layer, with the same results.
     """
 
     def __init__(self, modules, width):
@@ -154,6 +154,8 @@ class CompiledSGD:
         if not (built_in and modules and type(modules[-1]) is SoftMax):
             return None
         if SoftMax in map(type, modules[:-1]) or not any(type(m) is Linear for m in modules):
+            return None
+        if len({m.W.dtype for m in model.linear_layers}) > 1:  # one buffer holds one dtype
             return None
         return cls(modules, model.linear_layers[0].m)
 

@@ -88,10 +88,19 @@ def test_model_with_a_user_layer_falls_back_with_the_same_results():
         lambda: [Linear(2, 2), Tanh()],  # no final SoftMax
         lambda: [Linear(2, 2), SoftMax(), Linear(2, 2), SoftMax()],  # SoftMax inside
         lambda: [Linear(2, 2), type("MyTanh", (Tanh,), {})(), Linear(2, 2), SoftMax()],
+        lambda: [Linear(2, 2, dtype=np.float32), Tanh(), Linear(2, 2), SoftMax()],
     ],
 )
 def test_models_the_loop_cannot_run(modules):
     assert CompiledSGD.of(Sequential(modules(), NLL())) is None
+
+
+def test_a_model_of_mixed_dtypes_trains_layer_by_layer():
+    X, Y = hard()
+    model = Sequential([Linear(2, 4, dtype=np.float32), Tanh(), Linear(4, 2), SoftMax()], NLL())
+    fit(model, X, Y, iters=500, lrate=0.05)
+    assert model.accuracy(X, Y) >= 0.7
+    assert [w.dtype for w in weights(model)] == [np.float32] * 2 + [np.float64] * 2
 
 
 def test_weights_are_fresh_arrays_after_training():
