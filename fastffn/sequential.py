@@ -254,8 +254,16 @@ class Sequential:
 
         """
         Xt = self.check_data(Xt)
-        for m in self.modules:
-            Xt = m.forward(Xt)
+        # Overflow shows as a layer refusing a non-finite input: say so in terms of X.
+        with np.errstate(over="ignore", invalid="ignore"):
+            for k, m in enumerate(self.modules):
+                try:
+                    Xt = m.forward(Xt)
+                except NonFiniteError:
+                    raise NonFiniteError(
+                        f"X is finite but the network's values overflowed before modules[{k}] "
+                        f"({type(m).__name__}); scale X down, or check the weights"
+                    ) from None
 
         return Xt
 

@@ -55,6 +55,7 @@ BAD_INPUTS = [
     ("object X", lambda m: m.forward(X_HARD.astype(object)), TypeError, "X must hold real numbers"),
     ("strings", lambda m: m.forward([["a", "b"], ["c", "d"]]), TypeError, "X must hold real numbers"),
     ("ragged list", lambda m: m.forward([[1.0, 2.0], [3.0]]), TypeError, "X must be a 2-D array of numbers"),
+    ("X so large the network overflows", lambda m: m.forward(np.full((2, 3), 1e308)), ValueError, "X is finite but the network's values overflowed"),
     ("gradient of the wrong shape", lambda m: (m.forward(X_HARD), m.modules[1].backward(np.ones((3, 3)))), ValueError, "dLdA must have 10 rows"),
     ("Linear sizes that do not chain", lambda m: Sequential([Linear(2, 3), Linear(4, 2), SoftMax()], NLL()), ValueError, "sizes must chain"),
     ("modules not a list", lambda m: Sequential(Linear(2, 2), NLL()), TypeError, "modules must be a non-empty list"),
