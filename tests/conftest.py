@@ -1,5 +1,8 @@
+import os
+
 import numpy as np
 import pytest
+from hypothesis import settings
 
 from fastffn.backends import BACKENDS
 
@@ -16,3 +19,10 @@ def backend(request):
 def dtype(request):
     """Each supported dtype in turn."""
     return np.dtype(request.param)
+
+
+# CI runs the same hypothesis examples every time (CI=true there), so that a run
+# fails for a change, never for a draw; locally each run explores new examples.
+settings.register_profile("ci", derandomize=True, database=None)
+if os.environ.get("CI"):
+    settings.load_profile("ci")
