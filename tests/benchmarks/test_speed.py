@@ -15,8 +15,10 @@ import tempfile
 import numpy as np
 import pytest
 
-from fastffn import workloads
+from fastffn import hard, workloads
 from fastffn.backends import BACKENDS, KERNELS
+
+from .. import notebook
 
 # Every kernel at the notebook's size (10 wide, batch 1) and an MLP's (256 wide, batch 128).
 KERNEL_SIZES = {"notebook": (10, 10, 1), "mlp": (256, 256, 128)}
@@ -51,6 +53,27 @@ def test_notebook_job(benchmark, path):
     run = workloads.notebook_job(path)
     model = measure(benchmark, run, "W1 notebook job 2-10-10-2 b=1 x10000", path, gate=True)
     assert np.isfinite(model.modules[0].W).all()
+
+
+def test_notebook_job_verbatim(benchmark):
+    """The notebook's own code (tests/notebook.py), same seeds: what users came from."""
+    X, Y = hard()
+
+    def run():
+        np.random.seed(0)
+        model = notebook.Sequential(
+            [notebook.Linear(2, 10), notebook.ReLU(), notebook.Linear(10, 10), notebook.ReLU(),
+             notebook.Linear(10, 2), notebook.SoftMax()], notebook.NLL(),
+        )  # fmt: skip
+        model.print_accuracy = lambda *args, **kwargs: None  # reporting off, as in the others
+        np.random.seed(1)
+        model.sgd(X, Y, iters=workloads.NOTEBOOK_ITERS)
+        return model
+
+    model = measure(benchmark, run, "W1 notebook job 2-10-10-2 b=1 x10000", "notebook")
+    ours = workloads.notebook_job("numba")()
+    for m, m_ours in zip(model.modules[::2], ours.linear_layers, strict=True):
+        np.testing.assert_allclose(m.W, m_ours.W, rtol=1e-9, atol=1e-9)
 
 
 def test_notebook_job_jax(benchmark):
