@@ -76,12 +76,12 @@ def notebook_job(path, iters=NOTEBOOK_ITERS, dtype=np.float64):
     return _trainer((2, 10, 10, 2), X, Y, path, dtype, iters, lrate=0.005)
 
 
-def notebook_job_jax(iters=NOTEBOOK_ITERS):
-    """W1 in JAX, for comparison: ``jax.jit`` over ``lax.fori_loop`` of the same steps.
+def jax_trainer(widths, X, Y, iters, lrate, batch_size=1):
+    """The same training in JAX, for comparison: ``jax.jit`` over ``lax.fori_loop``.
 
-    The same initial weights and sample indices as ``notebook_job``, float64,
-    gradients by ``jax.grad``. JAX is not a dependency of fastffn: this imports it
-    and raises ImportError where it is missing.
+    The same initial weights and sample indices as ``_trainer`` draws, in X's
+    dtype, gradients by ``jax.grad``. JAX is not a dependency of fastffn: this
+    imports it and raises ImportError where it is missing.
 
     Returns:
         callable: ``run()`` trains and returns the list of (W, W0) pairs.
@@ -91,10 +91,11 @@ def notebook_job_jax(iters=NOTEBOOK_ITERS):
     import jax.numpy as jnp
 
     jax.config.update("jax_enable_x64", True)
-    X, Y = (jnp.asarray(a) for a in hard())
-    start = [(jnp.asarray(m.W), jnp.asarray(m.W0)) for m in network((2, 10, 10, 2)).linear_layers]
+    linear = network(widths, dtype=X.dtype).linear_layers
+    start = [(jnp.asarray(m.W), jnp.asarray(m.W0)) for m in linear]
     np.random.seed(1)
-    indices = jnp.asarray(np.random.randint(X.shape[1], size=iters))
+    indices = jnp.asarray(np.random.randint(X.shape[1], size=(iters, batch_size)))
+    X, Y = jnp.asarray(X), jnp.asarray(Y)
 
     def loss(params, x, y):
         a = x
@@ -106,16 +107,34 @@ def notebook_job_jax(iters=NOTEBOOK_ITERS):
     @jax.jit
     def train(params, indices):
         def step(i, params):
-            t = indices[i]
-            x = jax.lax.dynamic_slice_in_dim(X, t, 1, axis=1)
-            y = jax.lax.dynamic_slice_in_dim(Y, t, 1, axis=1)
+            x, y = jnp.take(X, indices[i], axis=1), jnp.take(Y, indices[i], axis=1)
             grads = jax.grad(loss)(params, x, y)
-            return jax.tree_util.tree_map(lambda p, g: p - 0.005 * g, params, grads)
+            return jax.tree_util.tree_map(lambda p, g: p - lrate * g, params, grads)
 
         return jax.lax.fori_loop(0, indices.shape[0], step, params)
 
     jax.block_until_ready(train(start, indices))  # compiles
     return lambda: jax.block_until_ready(train(start, indices))
+
+
+def notebook_job_jax(iters=NOTEBOOK_ITERS):
+    """W1 in JAX (see ``jax_trainer``)."""
+    X, Y = hard()
+    return jax_trainer((2, 10, 10, 2), X, Y, iters, 0.005)
+
+
+def mlp_epoch_jax(dtype=np.float64, samples=MLP_SAMPLES):
+    """W2 in JAX (see ``jax_trainer``)."""
+    X, Y = mlp_data(dtype, samples)
+    return jax_trainer(MLP_WIDTHS, X, Y, samples // MLP_BATCH, 1e-3, MLP_BATCH)
+
+
+def mlp_data(dtype=np.float64, samples=MLP_SAMPLES):
+    """W2's random data: X (784 by samples) and one-hot Y (10 by samples)."""
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((MLP_WIDTHS[0], samples)).astype(dtype)
+    Y = np.eye(MLP_WIDTHS[-1], dtype=dtype)[:, rng.integers(MLP_WIDTHS[-1], size=samples)]
+    return X, Y
 
 
 def mlp_epoch(path, dtype=np.float64, samples=MLP_SAMPLES):
@@ -125,9 +144,7 @@ def mlp_epoch(path, dtype=np.float64, samples=MLP_SAMPLES):
         callable: ``run()`` trains a freshly seeded model and returns it.
 
     """
-    rng = np.random.default_rng(0)
-    X = rng.standard_normal((MLP_WIDTHS[0], samples)).astype(dtype)
-    Y = np.eye(MLP_WIDTHS[-1], dtype=dtype)[:, rng.integers(MLP_WIDTHS[-1], size=samples)]
+    X, Y = mlp_data(dtype, samples)
     iters = samples // MLP_BATCH
     return _trainer(MLP_WIDTHS, X, Y, path, dtype, iters, lrate=1e-3, batch_size=MLP_BATCH)
 

@@ -76,15 +76,28 @@ def test_notebook_job_verbatim(benchmark):
         np.testing.assert_allclose(m.W, m_ours.W, rtol=1e-9, atol=1e-9)
 
 
+def assert_same_weights(params, model, rtol):
+    for (W, W0), m in zip(params, model.linear_layers, strict=True):
+        np.testing.assert_allclose(np.asarray(W), m.W, rtol=rtol, atol=rtol)
+        np.testing.assert_allclose(np.asarray(W0), m.W0, rtol=rtol, atol=rtol)
+
+
 def test_notebook_job_jax(benchmark):
     """The same steps in JAX (jit over fori_loop), where JAX is installed; not a dependency."""
     pytest.importorskip("jax")
     run = workloads.notebook_job_jax()
     params = measure(benchmark, run, "W1 notebook job 2-10-10-2 b=1 x10000", "jax")
-    ours = workloads.notebook_job("numba")()
-    for (W, W0), m in zip(params, ours.linear_layers, strict=True):
-        np.testing.assert_allclose(np.asarray(W), m.W, rtol=1e-7, atol=1e-9)
-        np.testing.assert_allclose(np.asarray(W0), m.W0, rtol=1e-7, atol=1e-9)
+    assert_same_weights(params, workloads.notebook_job("numba")(), rtol=1e-7)
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_mlp_epoch_jax(benchmark, dtype):
+    pytest.importorskip("jax")
+    run = workloads.mlp_epoch_jax(dtype)
+    params = measure(benchmark, run, f"W2 MLP 784-256-256-10 b=128 epoch {dtype}", "jax")
+    assert_same_weights(
+        params, workloads.mlp_epoch("numba", dtype)(), rtol=1e-7 if dtype == "float64" else 1e-3
+    )
 
 
 @pytest.mark.parametrize("path", ["numpy", "numba"])
