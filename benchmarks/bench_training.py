@@ -20,18 +20,23 @@ class NotebookJob:
         self.run()
 
 
-class NotebookJobJAX:
-    """W1 in JAX (jax.jit over lax.fori_loop), where JAX is installed; not a dependency."""
+class JAX:
+    """W1 and W2 in JAX (jax.jit over lax.fori_loop), where JAX is installed; not a dependency."""
 
-    timeout = 120
+    params = (["notebook job", "MLP epoch float64", "MLP epoch float32"],)
+    param_names = ("workload",)
+    timeout = 180
 
-    def setup(self):
+    def setup(self, workload):
         try:
-            self.run = workloads.notebook_job_jax()
+            if workload == "notebook job":
+                self.run = workloads.notebook_job_jax()
+            else:
+                self.run = workloads.mlp_epoch_jax(workload.split()[-1])
         except ImportError:
             raise NotImplementedError("JAX is not installed") from None
 
-    def time_sgd(self):
+    def time_sgd(self, workload):
         self.run()
 
 
