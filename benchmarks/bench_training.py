@@ -57,13 +57,6 @@ class MLPEpoch:
         self.run()
 
 
-FIRST_SGD = """
-import fastffn, numpy as np
-from fastffn.workloads import network
-X, Y = fastffn.hard()
-network((2, 10, 10, 2)).sgd(X, Y, 10000, report=False)
-"""
-
 COLD_CACHE = "import os, tempfile; os.environ['NUMBA_CACHE_DIR'] = tempfile.mkdtemp()\n"
 
 
@@ -76,10 +69,10 @@ class Latency:
         return "import fastffn"
 
     def timeraw_first_sgd_warm_cache(self):
-        return FIRST_SGD
+        return workloads.FIRST_SGD_SCRIPT
 
     def timeraw_first_sgd_cold_cache(self):
-        return COLD_CACHE + FIRST_SGD
+        return COLD_CACHE + workloads.FIRST_SGD_SCRIPT
 
 
 class Agreement:

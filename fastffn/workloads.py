@@ -24,6 +24,15 @@ NOTEBOOK_ITERS = 10_000
 MLP_WIDTHS, MLP_BATCH, MLP_SAMPLES = (784, 256, 256, 10), 128, 8192
 
 
+#: First-call latency: what a fresh interpreter runs, the notebook's job once.
+FIRST_SGD_SCRIPT = """
+import fastffn
+from fastffn.workloads import network
+X, Y = fastffn.hard()
+network((2, 10, 10, 2)).sgd(X, Y, 10000, report=False)
+"""
+
+
 def network(widths, seed=0, backend=None, dtype=np.float64, activation=ReLU):
     """A network of Linear layers and activations ending in SoftMax + NLL, seeded.
 

@@ -108,15 +108,6 @@ def test_mlp_epoch(benchmark, dtype, path):
     assert model.dtype == dtype
 
 
-FIRST_CALL = """
-import fastffn, numpy as np
-from fastffn.workloads import network
-X, Y = fastffn.hard()
-np.random.seed(0)
-network((2, 10, 10, 2)).sgd(X, Y, 10000, report=False)
-"""
-
-
 @pytest.mark.parametrize("cache", ["warm", "cold"])
 def test_first_call(benchmark, cache):
     """A fresh interpreter's import and first sgd call, compile cache warm or cold."""
@@ -125,7 +116,7 @@ def test_first_call(benchmark, cache):
         def run():
             cache_dir = warm_dir if cache == "warm" else tempfile.mkdtemp()
             env = {**os.environ, "NUMBA_CACHE_DIR": cache_dir}
-            subprocess.run([sys.executable, "-c", FIRST_CALL], env=env, check=True)
+            subprocess.run([sys.executable, "-c", workloads.FIRST_SGD_SCRIPT], env=env, check=True)
 
         run()  # fills the warm cache
         benchmark.group = "first sgd call in a fresh process (notebook job)"
