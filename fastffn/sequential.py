@@ -173,7 +173,7 @@ class Sequential:
             from .training import CompiledSGD  # imports numba, so only here
 
             loop = CompiledSGD.of(self)
-            XT, YT = np.ascontiguousarray(X.T), np.ascontiguousarray(Y.T)
+            XT, YT = CompiledSGD.as_rows(X, Y)
 
         def steps(count):
             """Takes ``count`` steps; returns their losses."""

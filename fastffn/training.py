@@ -16,7 +16,7 @@ show gives the reference's weights to 1e-10 after thousands of steps.
 
 import numpy as np
 
-from .backends.numba import LINEAR, RELU, SOFTMAX, TANH, sgd_steps
+from .backends.numba import LINEAR, RELU, SOFTMAX, TANH, sgd_steps, transposed
 from .layers import NLL, Linear, ReLU, SoftMax, Tanh
 
 OPS = {Linear: LINEAR, Tanh: TANH, ReLU: RELU, SoftMax: SOFTMAX}
@@ -62,6 +62,11 @@ class CompiledSGD:
         if len({m.W.dtype for m in model.linear_layers}) > 1:  # one buffer holds one dtype
             return None
         return cls(modules, model.linear_layers[0].m)
+
+    @staticmethod
+    def as_rows(X, Y):
+        """X and Y transposed, one sample per row, as ``run`` takes them."""
+        return transposed(X), transposed(Y)
 
     def run(self, XT, YT, indices, lrate):
         """Takes one SGD step per row of ``indices``, on samples given as rows.

@@ -154,3 +154,11 @@ def test_divergence_happens_at_the_same_iteration_on_both_backends():
     for a, b in zip(*final, strict=True):
         assert np.isfinite(a).all()
         np.testing.assert_allclose(a, b, rtol=1e-10)
+
+
+@pytest.mark.parametrize("shape", [(1, 1), (2, 20), (33, 65), (784, 70)])
+def test_samples_as_rows_is_the_exact_transpose(shape, dtype):
+    X = np.random.default_rng(0).standard_normal(shape).astype(dtype)
+    XT, _ = CompiledSGD.as_rows(X, X[:1])
+    assert XT.flags.c_contiguous and XT.dtype == dtype
+    np.testing.assert_array_equal(XT, X.T)

@@ -347,6 +347,23 @@ LINEAR, TANH, RELU, SOFTMAX = range(4)
 
 
 @jit
+def transposed(X):
+    """A C-contiguous copy of ``X.T``, copied in 32 by 32 tiles that stay in cache.
+
+    The loop reads samples as rows; for float32 this is about twice as fast as
+    ``np.ascontiguousarray(X.T)``.
+    """
+    d, n = X.shape
+    XT = np.empty((n, d), dtype=X.dtype)
+    for i0 in range(0, d, 32):
+        for j0 in range(0, n, 32):
+            for i in range(i0, min(i0 + 32, d)):
+                for j in range(j0, min(j0 + 32, n)):
+                    XT[j, i] = X[i, j]
+    return XT
+
+
+@jit
 def weights(params, m, n, offset):
     """Views of W (m by n) and W0 (n by 1) at ``offset`` in params; empty if m is 0."""
     bias = n if m else 0
