@@ -23,12 +23,12 @@ def table(benchmarks):
     return [(workload, times[workload], gates[workload]) for workload in times]
 
 
-def describe(times, reference):
-    """'name time (speed-up)' for each backend that is neither numpy nor numba."""
+def describe(times, reference, skip=("numpy", "numba")):
+    """'name time (speed-up)' for each backend not in ``skip``."""
     return ", ".join(
         f"{name} {t * 1e3:.3g} ms" + (f" ({reference / t:.2f}x)" if reference else "")
         for name, t in times.items()
-        if name not in ("numpy", "numba")
+        if name not in skip
     )
 
 
@@ -41,7 +41,7 @@ def main(path):
     for workload, times, gate in rows:
         reference, fast = times.get("numpy"), times.get("numba")
         if reference is None or fast is None:
-            print(f"{workload:<{width}}  {'':>10}  {'':>10}  {'':>8}  {describe(times, None)}")
+            print(f"{workload:<{width}}  {'':>10}  {'':>10}  {'':>8}  {describe(times, None, ())}")
             continue
         ratio = reference / fast
         print(
