@@ -124,13 +124,14 @@ def train(args):
 
 
 def bench(args):
-    jobs = [("notebook job: 2-10-10-2, batch 1", workloads.notebook_job, {"iters": args.iters})]
+    notebook = ("notebook job: 2-10-10-2, batch 1", workloads.notebook_job, {"iters": args.iters})
+    jobs = [(*notebook, workloads.PATHS)]
     if args.large:
-        jobs.append(("784-256-256-10, batch 128, 1 epoch", workloads.mlp_epoch, {}))
+        jobs.append(("784-256-256-10, batch 128, 1 epoch", workloads.mlp_epoch, {}, BACKENDS))
     print(f"{'workload':<36} {'path':<13} {'best of ' + str(args.repeat):>12} {'vs numpy':>9}")
-    for title, workload, kwargs in jobs:
+    for title, workload, kwargs, paths in jobs:
         times = {}
-        for path in workloads.PATHS if workload is workloads.notebook_job else BACKENDS[::-1]:
+        for path in sorted(paths, key=lambda p: p != "numpy"):  # the reference first
             run = workload(path, **kwargs)
             best = float("inf")
             for _ in range(args.repeat):

@@ -30,8 +30,7 @@ def _load():
 def _dataset(name):
     entry = _load()[name]
     X = np.array(entry["X"], dtype=np.float64)
-    y = np.array(entry["y"], dtype=np.float64)
-    return X, np.vstack([1 - y, y])
+    return X, one_hot(entry["y"][0], 2)  # == vstack([1 - y, y]) for labels 0 and 1
 
 
 def hard():
