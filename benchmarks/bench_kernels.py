@@ -1,13 +1,14 @@
 """asv: every kernel of the table, on each backend, over sizes.
 
-The kernels come from ``fastffn.backends.KERNELS``, the table the equivalence
+The kernels come from ``fastffn.testing.KERNELS``, the table the equivalence
 tests read, so no kernel can be left out here.
 """
 
 import numpy as np
 
 from fastffn import workloads
-from fastffn.backends import BACKENDS, KERNELS
+from fastffn.backends import BACKENDS
+from fastffn.testing import KERNELS
 from fastffn.testing import worst_difference
 
 # The reference forms an n x n x b Jacobian; past this it cannot run on our machines.

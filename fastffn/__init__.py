@@ -14,8 +14,8 @@ from .datasets import (
     xor,
     xor_more,
 )
-from .layers import NLL, Layer, Linear, ReLU, SoftMax, Tanh
-from .persistence import load
+from .layers import NLL, Layer, Linear, ReLU, Sigmoid, SoftMax, Tanh
+from .persistence import load, save
 from .sequential import Sequential
 
 __version__ = "0.1.0"
@@ -25,10 +25,12 @@ __all__ = [
     "Linear",
     "Tanh",
     "ReLU",
+    "Sigmoid",
     "SoftMax",
     "NLL",
     "Sequential",
     "NonFiniteError",
+    "save",
     "load",
     "get_backend",
     "set_backend",

@@ -113,3 +113,14 @@ def as_step_size(name, value):
     if not (np.isfinite(value) and value > 0):
         raise ValueError(f"{name} must be finite and > 0, got {value}")
     return float(value)
+
+
+def check_one_hot(name, Y):
+    """Raises ValueError unless each column of Y is one-hot (or a probability vector)."""
+    sums = Y.sum(axis=0)
+    bad = np.flatnonzero((Y < 0).any(axis=0) | (np.abs(sums - 1) > 1e-4))
+    if bad.size:
+        raise ValueError(
+            f"{name} must hold one-hot (or probability) columns: non-negative, each summing "
+            f"to 1; column {bad[0]} is {Y[:, bad[0]]}"
+        )

@@ -7,16 +7,19 @@ notebook's report lines, the final training accuracy and the wall time.
 """
 
 import argparse
+import os
 import sys
 import time
 
-from . import ReLU, Tanh, datasets, workloads
+from . import datasets
 from .backends import BACKENDS
-from .sequential import print_report
+from .layers import HIDDEN_ACTIVATIONS
+from .persistence import save
+from .sequential import network
+from .training import print_report
 
 COURSE_DATASETS = [name for name in datasets.__all__ if name not in ("blobs", "spirals")]
 GENERATED_DATASETS = ["blobs", "spirals"]
-ACTIVATIONS = {"relu": ReLU, "tanh": Tanh}
 
 
 class Parser(argparse.ArgumentParser):
@@ -67,45 +70,72 @@ class Progress:
     def __init__(self, iters, quiet):
         self.iters, self.quiet = iters, quiet
         self.start = self.shown = time.perf_counter()
+        self.accuracy = None
 
     def __call__(self, it, accuracy, loss):
         if not self.quiet:
             print_report(it, accuracy, loss)
+        self.accuracy = accuracy
         now = time.perf_counter()
         if now - self.start > 2 and now - self.shown > 0.5:
-            self.shown = now
-            done = (it + 1) / self.iters
-            bar = "#" * int(30 * done)
-            print(
-                f"\r[{bar:<30}] {done:4.0%} {it + 1}/{self.iters} iterations, "
-                f"{now - self.start:.1f} s, accuracy {accuracy:.3f}",
-                end="",
-                file=sys.stderr,
-                flush=True,
-            )
+            self.show(it + 1, now)
 
-    def close(self):
+    def show(self, done, now):
+        self.shown = now
+        bar = "#" * int(30 * done / self.iters)
+        print(
+            f"\r[{bar:<30}] {done / self.iters:4.0%} {done}/{self.iters} iterations, "
+            f"{now - self.start:.1f} s, accuracy {self.accuracy:.3f}",
+            end="",
+            file=sys.stderr,
+            flush=True,
+        )
+
+    def close(self, finished):
+        """Ends the progress line (at 100% when ``finished``) so later output starts a line."""
         if self.shown > self.start:
+            if finished:
+                self.show(self.iters, time.perf_counter())
             print(file=sys.stderr)
 
 
+def check_output(option, path):
+    """Raises ValueError unless ``path`` can be written, before any training."""
+    if not path:
+        raise ValueError(f"{option} needs a file name, got {path!r}")
+    folder = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(folder):
+        raise ValueError(f"{option} {path}: the folder {folder} does not exist")
+    if os.path.isdir(path):
+        raise ValueError(f"{option} {path}: is a folder")
+    if not os.access(folder, os.W_OK):
+        raise ValueError(f"{option} {path}: cannot write in {folder}")
+
+
 def train(args):
+    # Everything that can fail before training fails before it.
+    for option, path in (("--save", args.save), ("--plot", args.plot)):
+        if path is not None:
+            check_output(option, path)
     if args.plot:
         from .plot import pyplot
 
-        pyplot()  # fail before training, not after, when matplotlib is missing
+        pyplot()  # when matplotlib is missing
     X, Y = load_data(args)
     widths = (X.shape[0], *args.layers, Y.shape[0])
-    activation = ACTIVATIONS[args.activation]
-    model = workloads.network(widths, args.seed, args.backend, args.dtype, activation)
+    activation = HIDDEN_ACTIVATIONS[args.activation]
+    model = network(widths, args.seed, args.backend, args.dtype, activation)
 
     progress = Progress(args.iters, args.quiet)
     start = time.perf_counter()
-    history = model.sgd(
-        X, Y, args.iters, args.lrate, batch_size=args.batch_size, report=progress, every=args.every
-    )
+    try:
+        history = model.sgd(
+            X, Y, args.iters, args.lrate, batch_size=args.batch_size, report=progress,
+            every=args.every,
+        )  # fmt: skip
+    finally:
+        progress.close(finished=sys.exc_info()[0] is None)
     seconds = time.perf_counter() - start
-    progress.close()
 
     layout = "-".join(map(str, widths))
     print(
@@ -113,8 +143,8 @@ def train(args):
         f"({layout} {args.activation}, {args.iters} iterations, batch {args.batch_size})"
     )
     print(f"Training took {seconds:.3f} s on the {args.backend} backend ({args.dtype})")
-    if args.save:
-        model.save(args.save)
+    if args.save is not None:
+        save(model, args.save)
         print(f"Saved the model to {args.save}")
     if args.plot:
         from .plot import save_report
@@ -124,7 +154,10 @@ def train(args):
 
 
 def bench(args):
-    notebook = ("notebook job: 2-10-10-2, batch 1", workloads.notebook_job, {"iters": args.iters})
+    from . import workloads
+
+    iters = args.iters or workloads.NOTEBOOK_ITERS
+    notebook = ("notebook job: 2-10-10-2, batch 1", workloads.notebook_job, {"iters": iters})
     jobs = [(*notebook, workloads.PATHS)]
     if args.large:
         jobs.append(("784-256-256-10, batch 128, 1 epoch", workloads.mlp_epoch, {}, BACKENDS))
@@ -156,7 +189,7 @@ def make_parser():
     add("--classes", type=positive, default=3, help="classes of a generated dataset")
     add("--features", type=positive, default=2, help="features of the blobs dataset")
     add("--layers", type=parse_layers, default="10,10", help="hidden layer widths")
-    add("--activation", choices=list(ACTIVATIONS), default="relu", help="hidden activation")
+    add("--activation", choices=list(HIDDEN_ACTIVATIONS), default="relu", help="hidden activation")
     add("--iters", type=int, default=100_000, help="SGD iterations")
     add("--lrate", type=float, default=0.005, help="step size")
     add("--batch-size", type=positive, default=1, help="columns per step")
@@ -171,7 +204,7 @@ def make_parser():
     b = commands.add_parser("bench", help="time the notebook's job on both backends")
     b.formatter_class = defaults
     b.set_defaults(run=bench)
-    b.add_argument("--iters", type=positive, default=workloads.NOTEBOOK_ITERS, help="iterations")
+    b.add_argument("--iters", type=positive, help="iterations (default: W1's 10,000)")
     b.add_argument("--repeat", type=positive, default=3, help="runs per path; the best counts")
     b.add_argument("--large", action="store_true", help="also one epoch of a 784-256-256-10 MLP")
     return parser
@@ -183,6 +216,14 @@ def main(argv=None):
     args = parser.parse_args(argv)
     try:
         args.run(args)
+        sys.stdout.flush()  # a closed pipe shows here, inside the try
+    except BrokenPipeError:
+        # The reader (say, head) has gone: stop quietly, as a killed pipe writer does.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
+    except MemoryError as err:
+        print(f"fastffn: error: the data or the model do not fit in memory: {err}", file=sys.stderr)
+        return 1
     except (ValueError, TypeError, ImportError, OSError, FloatingPointError) as err:
         print(f"fastffn: error: {err}", file=sys.stderr)
         return 1

@@ -1,9 +1,20 @@
-"""The notebook's layers: thin stateful shells around stateless kernels.
+"""The notebook's layers: thin stateful shells around stateless kernels, and their registry.
 
 Each layer holds what the notebook's holds (weights, the activations of the
 last forward pass, the gradients of the last backward pass) and hands the
 arithmetic to the kernels of its backend. Shapes are the notebook's: data are
 column-major, features by batch.
+
+A built-in layer checks its arguments in ``forward`` and ``backward``, then
+computes in ``_forward`` and ``_backward``; a ``Sequential``, which checks its
+data once at its own entry, calls those directly.
+
+``BUILTIN`` is the one registry of built-in layers. Everything that names a
+layer derives from it: the kernel table (``fastffn.testing``), the compiled
+loop's op codes (``fastffn.training``), the names in saved files
+(``fastffn.persistence``) and the command line's ``--activation``. Adding an
+elementwise activation takes its two kernels in each backend, one entry here
+and a two-line class.
 """
 
 import numpy as np
@@ -20,7 +31,7 @@ class Layer:
 
     Attributes:
         backend (str or None): ``"numba"`` or ``"numpy"``; None follows the
-            process-wide default (``fastffn.set_backend``).
+            default (``fastffn.set_backend``, ``fastffn.use_backend``).
 
     """
 
@@ -44,7 +55,15 @@ class Layer:
 
 
 class Linear(Layer):
-    """A simple, fully-connected linear layer."""
+    """A simple, fully-connected linear layer.
+
+    Attributes:
+        W (ndarray): The m by n weights; assigning converts (ints to float64,
+            any order to C order) or refuses (wrong shape, NaN) with a clear error,
+            and sets the layer's dtype, which W0 follows.
+        W0 (ndarray): The n by 1 biases, of W's dtype.
+
+    """
 
     def __init__(self, m, n, dtype=np.float64, backend=None):
         """Initializes the layer based on input and output dimensions.
@@ -62,29 +81,47 @@ class Linear(Layer):
         """
         self.m, self.n = as_count("m", m), as_count("n", n)
         dtype = check_dtype("dtype", dtype)
-        self.W0 = np.zeros((n, 1), dtype=dtype)
-        self.W = np.random.normal(0, np.sqrt(1 / m), (m, n)).astype(dtype, copy=False)
+        self._W0 = np.zeros((n, 1), dtype=dtype)
+        self._W = np.random.normal(0, np.sqrt(1 / m), (m, n)).astype(dtype, copy=False)
         self.backend = backend
 
     @classmethod
     def from_weights(cls, W, W0, backend=None):
-        """A layer holding the given weights; draws nothing from the random state.
+        """A layer holding copies of the given weights; draws nothing from the random state.
 
         Args:
-            W (ndarray): An m by n float32 or float64 weight matrix.
+            W (ndarray): An m by n weight matrix (its dtype is the layer's).
             W0 (ndarray): An n by 1 bias column.
             backend (str): ``"numba"``, ``"numpy"`` or None for the default.
 
         Returns:
-            Linear: The layer, with copies of W and W0 in W's dtype.
+            Linear: The layer.
 
         """
         W = as_matrix("W", W)
         layer = cls.__new__(cls)
         layer.m, layer.n = W.shape
-        layer.W, layer.W0 = W.copy(), as_matrix("W0", W0, W.dtype, rows=layer.n, cols=1).copy()
+        layer.W, layer.W0 = W.copy(), np.array(W0, copy=True)
         layer.backend = backend
         return layer
+
+    @property
+    def W(self):
+        return self._W
+
+    @W.setter
+    def W(self, W):
+        self._W = as_matrix("W", W, rows=self.m, cols=self.n)
+        if hasattr(self, "_W0") and self._W0.dtype != self._W.dtype:
+            self._W0 = self._W0.astype(self._W.dtype)
+
+    @property
+    def W0(self):
+        return self._W0
+
+    @W0.setter
+    def W0(self, W0):
+        self._W0 = as_matrix("W0", W0, self._W.dtype, rows=self.n, cols=1)
 
     def forward(self, A):
         """Computes the forward pass through the linear network for a batch.
@@ -97,8 +134,13 @@ class Linear(Layer):
             ndarray: An n by b matrix ``W.T @ A + W0``.
 
         """
-        self.A = as_matrix("A", A, self.W.dtype, rows=self.m)
-        return self.kernels.linear_forward(self.W, self.W0, self.A)
+        return self._forward(as_matrix("A", A, self._W.dtype, rows=self.m))
+
+    def _forward(self, A):
+        if A.dtype != self._W.dtype:  # a model may mix float32 and float64 layers
+            A = A.astype(self._W.dtype)
+        self.A = A
+        return self.kernels.linear_forward(self._W, self._W0, A)
 
     def backward(self, dLdZ):
         """Stores dLdW and dLdW0 (summed over the batch) and returns dLdA.
@@ -112,9 +154,14 @@ class Linear(Layer):
                 respect to the inputs to the layer for a batch of size b.
 
         """
-        # Gradients may be non-finite: Sequential.step checks them before any update.
-        dLdZ = as_matrix("dLdZ", dLdZ, self.W.dtype, self.n, self.A.shape[1], finite=False)
-        self.dLdW, self.dLdW0, dLdA = self.kernels.linear_backward(self.W, self.A, dLdZ)
+        # Gradients may be non-finite: training checks them before any update.
+        b = self.A.shape[1]
+        return self._backward(as_matrix("dLdZ", dLdZ, self._W.dtype, self.n, b, finite=False))
+
+    def _backward(self, dLdZ):
+        if dLdZ.dtype != self._W.dtype:
+            dLdZ = dLdZ.astype(self._W.dtype)
+        self.dLdW, self.dLdW0, dLdA = self.kernels.linear_backward(self._W, self.A, dLdZ)
         return dLdA
 
     def sgd_step(self, lrate):
@@ -125,46 +172,64 @@ class Linear(Layer):
                 cast to the layer's dtype.
 
         """
-        lrate = self.W.dtype.type(lrate)
-        self.W = self.kernels.sgd_update(self.W, self.dLdW, lrate)
-        self.W0 = self.kernels.sgd_update(self.W0, self.dLdW0, lrate)
+        lrate = self._W.dtype.type(lrate)
+        self._W = self.kernels.sgd_update(self._W, self.dLdW, lrate)
+        self._W0 = self.kernels.sgd_update(self._W0, self.dLdW0, lrate)
 
 
 class Activation(Layer):
-    """An elementwise layer given by a pair of kernels, forward and backward.
+    """An elementwise layer computed by the kernels ``<kernel>_forward`` and ``<kernel>_backward``.
 
-    Subclasses name the kernels; ``A`` keeps the last forward pass's outputs.
+    Subclasses set ``kernel``; ``A`` keeps the last forward pass's outputs.
     """
 
-    forward_kernel = backward_kernel = None
+    kernel = None
 
     def forward(self, Z):
         """Computes the activation of the n by b pre-activations Z (n by b)."""
-        self.A = getattr(self.kernels, self.forward_kernel)(as_matrix("Z", Z))
+        return self._forward(as_matrix("Z", Z))
+
+    def _forward(self, Z):
+        self.A = getattr(self.kernels, f"{self.kernel}_forward")(Z)
         return self.A
 
     def backward(self, dLdA):
         """Maps the n by b gradient dLdA to the n by b gradient dLdZ."""
-        dLdA = as_matrix("dLdA", dLdA, self.A.dtype, *self.A.shape, finite=False)
-        return getattr(self.kernels, self.backward_kernel)(self.A, dLdA)
+        return self._backward(as_matrix("dLdA", dLdA, self.A.dtype, *self.A.shape, finite=False))
+
+    def _backward(self, dLdA):
+        if dLdA.dtype != self.A.dtype:
+            dLdA = dLdA.astype(self.A.dtype)
+        return getattr(self.kernels, f"{self.kernel}_backward")(self.A, dLdA)
 
 
 class Tanh(Activation):
     """Hyperbolic tangent activation layer."""
 
-    forward_kernel, backward_kernel = "tanh_forward", "tanh_backward"
+    kernel = "tanh"
 
 
 class ReLU(Activation):
     """Rectified linear unit layer."""
 
-    forward_kernel, backward_kernel = "relu_forward", "relu_backward"
+    kernel = "relu"
+
+
+class Sigmoid(Activation):
+    """Logistic sigmoid activation layer, ``1 / (1 + exp(-Z))``."""
+
+    kernel = "sigmoid"
 
 
 class SoftMax(Activation):
-    """Softmax activation layer (column-wise over n classes)."""
+    """Softmax activation layer (column-wise over n classes).
 
-    forward_kernel, backward_kernel = "softmax_forward", "softmax_backward"
+    Its ``backward`` is the notebook's product with the softmax Jacobian. Where
+    it feeds the NLL loss in training, the two are differentiated together as
+    ``Ypred - Y`` instead (``fastffn.training``).
+    """
+
+    kernel = "softmax"
 
     def class_fun(self, Ypred):
         """Computes the index of the maximum of each column.
@@ -193,10 +258,39 @@ class NLL(Layer):
             scalar: The total loss over the batch, of Ypred's dtype.
 
         """
-        self.Ypred = as_matrix("Ypred", Ypred)
-        self.Y = as_matrix("Y", Y, self.Ypred.dtype, *self.Ypred.shape)
-        return self.Ypred.dtype.type(self.kernels.nll_forward(self.Ypred, self.Y))
+        Ypred = as_matrix("Ypred", Ypred)
+        return self._forward(Ypred, as_matrix("Y", Y, Ypred.dtype, *Ypred.shape))
+
+    def _forward(self, Ypred, Y):
+        if Y.dtype != Ypred.dtype:
+            Y = Y.astype(Ypred.dtype)
+        self.Ypred, self.Y = Ypred, Y
+        return Ypred.dtype.type(self.kernels.nll_forward(Ypred, Y))
 
     def backward(self):
         """Returns the n by b gradient of the loss with respect to Ypred."""
         return self.kernels.nll_backward(self.Ypred, self.Y)
+
+
+#: The built-in layers, by the name saved files give them. An elementwise
+#: activation also names its kernels and the command line's --activation.
+BUILTIN = {cls.__name__: cls for cls in (Linear, Tanh, ReLU, Sigmoid, SoftMax, NLL)}
+
+#: The hidden activations: elementwise layers, by kernel name.
+HIDDEN_ACTIVATIONS = {
+    cls.kernel: cls
+    for cls in BUILTIN.values()
+    if issubclass(cls, Activation) and cls is not SoftMax
+}
+
+
+def is_builtin(module):
+    """Whether ``module`` is a built-in layer whose methods are the built-in ones.
+
+    A subclass, or an instance given a method of its own, is the user's: it
+    runs through its public methods, never a compiled loop.
+    """
+    cls = type(module)
+    return BUILTIN.get(cls.__name__) is cls and not (
+        {"forward", "backward", "sgd_step"} & vars(module).keys()
+    )

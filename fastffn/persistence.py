@@ -1,7 +1,7 @@
 """Saving and loading models: one ``.npz`` file, no pickles, written atomically.
 
-The file holds the architecture (as JSON text), the dtype, the backend and
-every Linear layer's W and W0. It is read with ``allow_pickle=False``, so
+The file holds the architecture (as JSON text) with each layer's dtype and
+backend, and every Linear layer's W and W0. It is read with ``allow_pickle=False``, so
 loading a file can never run code. A save writes a temporary file beside the
 target and renames it over the target, so a save that is interrupted leaves the
 previous file as it was.
@@ -9,24 +9,28 @@ previous file as it was.
 
 import json
 import os
-import tempfile
+import stat
+import uuid
 import zipfile
 
 import numpy as np
 
-from .layers import NLL, Linear, ReLU, SoftMax, Tanh
+from .layers import BUILTIN, NLL, Linear, is_builtin
+from .sequential import Sequential
 
 FORMAT = "fastffn-model"
-VERSION = 1
-LAYERS = {cls.__name__: cls for cls in (Linear, Tanh, ReLU, SoftMax)}
+VERSION = 2
+READS = (1, 2)  # version 1 kept one dtype and one backend for the whole model
 
 
 def save(model, path):
     """Writes ``model`` to ``path`` (a ``.npz`` file), replacing it atomically.
 
+    The file gets the mode a plain ``open(path, "w")`` would give it: the old
+    file's when it replaces one, else what the umask allows.
+
     Args:
-        model (Sequential): A model of built-in layers (Linear, Tanh, ReLU,
-            SoftMax) with the NLL loss.
+        model (Sequential): A model of built-in layers ending in the NLL loss.
         path (str or PathLike): Where to write.
 
     Raises:
@@ -34,30 +38,37 @@ def save(model, path):
 
     """
     for module in [*model.modules, model.loss]:
-        if type(module) not in (*LAYERS.values(), NLL):
+        if not is_builtin(module):
             raise TypeError(
                 f"model: cannot save a {type(module).__name__} layer; only "
-                f"{', '.join(LAYERS)} and NLL can be saved"
+                f"{', '.join(BUILTIN)} can be saved"
             )
+    if type(model.loss) is not NLL:
+        raise TypeError(f"model: cannot save a {type(model.loss).__name__} loss; only NLL")
     header = {
         "format": FORMAT,
         "version": VERSION,
         "layers": [
-            {"type": type(m).__name__, **({"m": m.m, "n": m.n} if type(m) is Linear else {})}
+            {
+                "type": type(m).__name__,
+                "backend": m.backend,
+                **({"m": m.m, "n": m.n, "dtype": m.W.dtype.name} if type(m) is Linear else {}),
+            }
             for m in model.modules
         ],
-        "loss": "NLL",
-        "dtype": model.dtype.name,
-        "backend": model.backend,
+        "loss": {"type": "NLL", "backend": model.loss.backend},
     }
     arrays = {"header": np.array(json.dumps(header))}
     for k, m in enumerate(model.linear_layers):
         arrays[f"W{k}"], arrays[f"W0{k}"] = m.W, m.W0
 
     path = os.fspath(path)
-    folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=".fastffn-", suffix=".npz.tmp", dir=folder)
+    tmp = os.path.join(os.path.dirname(os.path.abspath(path)), f".fastffn-{uuid.uuid4().hex}.tmp")
+    # os.open applies the umask to 0o666 as open(path, "w") would; mkstemp would give 0o600.
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
     try:
+        if os.path.exists(path):
+            os.chmod(fd, stat.S_IMODE(os.stat(path).st_mode))
         with os.fdopen(fd, "wb") as f:
             np.savez(f, **arrays)
             f.flush()
@@ -75,8 +86,8 @@ def load(path):
         path (str or PathLike): The ``.npz`` file.
 
     Returns:
-        Sequential: The model, with the saved dtype, backend and weights; its
-            predictions are bit-identical to the saved model's.
+        Sequential: The model, each layer with its saved dtype, backend and
+            weights; its predictions are bit-identical to the saved model's.
 
     Raises:
         FileNotFoundError: There is no such file.
@@ -84,34 +95,48 @@ def load(path):
             format) or was written by another version of the format.
 
     """
-    from .sequential import Sequential
-
+    unreadable = (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile)
     try:
-        with np.load(path, allow_pickle=False) as data:
-            header = json.loads(str(data["header"]))
-            arrays = {key: data[key] for key in data.files}
+        data = np.load(path, allow_pickle=False)
     except FileNotFoundError:
         raise
-    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as err:
+    except unreadable as err:
         raise ValueError(f"{path} is not a readable fastffn model file: {err}") from None
+    if not isinstance(data, np.lib.npyio.NpzFile):
+        raise ValueError(f"{path} is not a fastffn model file: it holds one array, not an archive")
+    with data:
+        try:
+            header = json.loads(str(data["header"]))
+            arrays = {key: data[key] for key in data.files}
+        except unreadable as err:
+            raise ValueError(f"{path} is not a readable fastffn model file: {err}") from None
     if not isinstance(header, dict) or header.get("format") != FORMAT:
         raise ValueError(f"{path} is not a fastffn model file")
-    if header.get("version") != VERSION:
+    if header.get("version") not in READS:
         raise ValueError(
             f"{path} is a fastffn model of format version {header.get('version')}; "
-            f"this fastffn reads version {VERSION}"
+            f"this fastffn reads versions {', '.join(map(str, READS))}"
         )
     try:
         modules, k = [], 0
         for spec in header["layers"]:
+            backend = spec.get("backend", header.get("backend"))
             if spec["type"] == "Linear":
+                dtype = np.dtype(spec.get("dtype", header.get("dtype")))
                 W, W0 = arrays[f"W{k}"], arrays[f"W0{k}"]
                 if W.shape != (spec["m"], spec["n"]) or W0.shape != (spec["n"], 1):
                     raise ValueError(f"layer {k}'s weights do not match its sizes")
-                modules.append(Linear.from_weights(W, W0))
+                if W.dtype != dtype:
+                    raise ValueError(f"layer {k}'s weights are {W.dtype}, not {dtype}")
+                modules.append(Linear.from_weights(W, W0, backend=backend))
                 k += 1
             else:
-                modules.append(LAYERS[spec["type"]]())
-        return Sequential(modules, NLL(), backend=header["backend"], dtype=header["dtype"])
+                layer = BUILTIN[spec["type"]]()
+                layer.backend = backend
+                modules.append(layer)
+        loss = header["loss"]
+        nll = NLL()
+        nll.backend = loss.get("backend") if isinstance(loss, dict) else header.get("backend")
+        return Sequential(modules, nll)
     except (KeyError, TypeError, ValueError) as err:
         raise ValueError(f"{path} holds an inconsistent fastffn model: {err!r}") from None

@@ -1,10 +1,15 @@
 """The notebook's Sequential model: layers in a row, a loss, and SGD."""
 
+import itertools
+
 import numpy as np
 
-from . import backends, persistence
-from ._validation import NonFiniteError, as_count, as_matrix, as_step_size, check_dtype
-from .layers import Layer, Linear
+from . import backends, training
+from ._validation import NonFiniteError, as_matrix, check_dtype, check_one_hot
+from .layers import NLL, Activation, Layer, Linear, ReLU, SoftMax, is_builtin
+
+#: Columns per forward pass when measuring accuracy, so activations stay small.
+ACCURACY_BLOCK = 4096
 
 
 class Sequential:
@@ -36,10 +41,11 @@ class Sequential:
         self.check_chain()
         if backend is not None:
             self.backend = backend
+        backends.get_backend()  # a bad FASTFFN_BACKEND fails here, naming the variable
         if dtype is not None:
             dtype = check_dtype("dtype", dtype)
             for m in self.linear_layers:
-                m.W, m.W0 = m.W.astype(dtype), m.W0.astype(dtype)
+                m.W = m.W.astype(dtype)  # W0 follows
 
     @property
     def layers(self):
@@ -68,8 +74,31 @@ class Sequential:
         linear = self.linear_layers
         return linear[0].W.dtype if linear else np.dtype(np.float64)
 
+    def widths(self):
+        """The rows the model takes and gives, each None where a layer of the user's own hides it.
+
+        Returns:
+            tuple: (input width, output width), each an int or None.
+
+        """
+        ends = []
+        for modules in (self.modules, self.modules[::-1]):
+            width = None
+            for m in modules:
+                if isinstance(m, Linear) and is_builtin(m):
+                    width = m.m if modules is self.modules else m.n
+                    break
+                if not (isinstance(m, Activation) and is_builtin(m)):
+                    break  # a layer of the user's own may change the width
+            ends.append(width)
+        return tuple(ends)
+
     def check_chain(self):
-        """Raises ValueError unless each Linear layer takes what the one before gives."""
+        """Raises ValueError unless each Linear layer takes what the one before gives.
+
+        Only widths that are known count: a layer of the user's own may change
+        the width, so the chain starts again after it.
+        """
         width = None
         for k, m in enumerate(self.modules):
             if isinstance(m, Linear):
@@ -79,6 +108,8 @@ class Sequential:
                         f"gives {width} outputs; the sizes must chain"
                     )
                 width = m.n
+            elif not (isinstance(m, Activation) and is_builtin(m)):
+                width = None
 
     def check_data(self, X, Y=None):
         """Validates X (and Y) against the model, casting them to its dtype.
@@ -91,43 +122,23 @@ class Sequential:
             ndarray or tuple: X, or (X, Y), as C-contiguous arrays of the model's dtype.
 
         """
-        linear = self.linear_layers
-        rows = linear[0].m if linear else None
+        rows, classes = self.widths()
         X = as_matrix("X", X, self.dtype, rows=rows)
         if Y is None:
             return X
-        classes = linear[-1].n if linear else None
         Y = as_matrix("Y", Y, self.dtype, rows=classes, cols=X.shape[1])
-        sums = Y.sum(axis=0)
-        bad = np.flatnonzero((Y < 0).any(axis=0) | (np.abs(sums - 1) > 1e-4))
-        if bad.size:
-            raise ValueError(
-                "Y must hold one-hot (or probability) columns: non-negative, each summing "
-                f"to 1; column {bad[0]} is {Y[:, bad[0]]}"
-            )
+        check_one_hot("Y", Y)
         return X, Y
 
-    def sgd(
-        self,
-        X,
-        Y,
-        iters=100,
-        lrate=0.005,
-        *,
-        batch_size=1,
-        rng=None,
-        report=True,
-        every=250,
-        compiled=True,
-    ):
+    def sgd(self, X, Y, iters=100, lrate=0.005, **options):
         """Trains the neural network by running stochastic gradient descent.
 
         Each iteration draws ``batch_size`` columns with ``np.random.randint(n)``
         (or ``rng.integers(n)``), as the notebook draws one, so a seeded run
         gives the notebook's weights. A model of built-in layers ending in
-        SoftMax and NLL on the numba backend runs its iterations compiled
-        (``fastffn.training``); any other trains layer by layer, with the same
-        results.
+        SoftMax and NLL on the numba backend runs its iterations compiled; any
+        other trains layer by layer through its own methods, with the same
+        results (``fastffn.training``).
 
         Args:
             X (ndarray): A d by n matrix representing n training data points
@@ -136,110 +147,31 @@ class Sequential:
             iters (int): The number of iterations to run stochastic gradient
                 descent.
             lrate (float): The step size for stochastic gradient descent.
-            batch_size (int): Columns per step, drawn with replacement; the
-                gradient is summed over them, as the notebook's layers do.
-            rng (numpy.random.Generator): Draw from it instead of NumPy's
-                global random state.
-            report (bool or callable): True prints the notebook's line (see
-                print_accuracy) before the steps 1, 1 + every, ...; False
-                reports nothing; a callable is called as
-                ``report(it, accuracy, loss)`` instead of printing.
-            every (int): Iterations between reports.
-            compiled (bool): Whether to run compiled where the model allows;
-                False trains layer by layer (to compare the two).
+            **options: Keyword-only:
+                batch_size (int): Columns per step, drawn with replacement (so
+                    any size >= 1); the gradient is summed over them, as the
+                    notebook's layers do. Default 1.
+                rng (numpy.random.Generator): Draw from it instead of NumPy's
+                    global random state.
+                report (bool or callable): True (the default) prints the
+                    notebook's line through ``print_accuracy`` before the steps
+                    1, 1 + every, ...; False prints nothing; a callable is called
+                    as ``report(it, accuracy, loss)`` instead.
+                every (int or None): Iterations between records (default 250);
+                    None records nothing and never measures the accuracy.
+                compiled (bool): Whether to run compiled where the model allows
+                    (default True); False trains layer by layer.
 
         Returns:
-            list: ``(iteration, loss, accuracy)`` at each report.
+            list: ``(iteration, loss, accuracy)`` every ``every`` iterations
+                (1, 1 + every, ...), whether reported or not.
 
         Raises:
             FloatingPointError: A step's loss or gradients were not finite; the
                 model keeps its weights from before that step.
 
         """
-        X, Y = self.check_data(X, Y)
-        n = X.shape[1]
-        iters = as_count("iters", iters, minimum=0)
-        lrate = as_step_size("lrate", lrate)
-        batch_size = as_count("batch_size", batch_size, maximum=n)
-        every = as_count("every", every)
-        if not (isinstance(report, bool) or callable(report)):
-            raise TypeError(f"report must be True, False or a callable, got {report!r}")
-        if rng is not None and not isinstance(rng, np.random.Generator):
-            raise TypeError(f"rng must be a numpy.random.Generator or None, got {rng!r}")
-        draw = rng.integers if rng is not None else np.random.randint
-        on_numba = all((m.backend or backends.get_backend()) == "numba" for m in self.layers)
-        loop = None
-        if compiled and on_numba:
-            from .training import CompiledSGD  # imports numba, so only here
-
-            loop = CompiledSGD.of(self)
-            XT, YT = CompiledSGD.as_rows(X, Y)
-
-        def steps(count):
-            """Takes ``count`` steps; returns their losses."""
-            if loop is not None:
-                indices = draw(n, size=(count, batch_size))
-                done, losses = loop.run(XT, YT, indices, lrate)
-                if done < count:
-                    raise diverged(it + done, losses[done])
-                return losses
-            losses = []
-            for i in range(count):
-                losses.append(self.step(X, Y, draw(n, size=batch_size), lrate, it + i))
-            return losses
-
-        history = []
-        it = 0
-        # Overflow is caught as a non-finite loss or gradient; NumPy need not warn too.
-        with np.errstate(all="ignore"):
-            while it < iters:
-                if report and it % every == 1 % every:
-                    try:
-                        accuracy = self.accuracy(X, Y)
-                    except NonFiniteError:  # the data are finite: a layer overflowed
-                        raise diverged(it, np.nan) from None
-                    loss = steps(1)[0]
-                    history.append((it, float(loss), float(accuracy)))
-                    if report is True:
-                        print_report(it, accuracy, loss)
-                    else:
-                        report(it, accuracy, loss)
-                    it += 1
-                else:
-                    next_report = it + (1 - it) % every if report else iters
-                    count = min(iters, next_report, it + CHUNK) - it
-                    steps(count)
-                    it += count
-        return history
-
-    def step(self, X, Y, columns, lrate, it=None):
-        """One SGD step, layer by layer, on the given columns of X and Y.
-
-        Args:
-            X (ndarray): A d by n matrix of training points.
-            Y (ndarray): A k by n one-hot matrix of their classes.
-            columns (ndarray): The b column indices of the batch.
-            lrate (float): The step size.
-            it (int): The iteration, for the error message.
-
-        Returns:
-            scalar: The batch's loss before the step.
-
-        Raises:
-            FloatingPointError: The loss or a Linear layer's gradient is not
-                finite; no weight has changed.
-
-        """
-        try:
-            loss = self.loss.forward(self.forward(X[:, columns]), Y[:, columns])
-        except NonFiniteError:  # the data are finite: a layer's output overflowed
-            raise diverged(it, np.nan) from None
-        self.backward(self.loss.backward())
-        grads = [g for m in self.linear_layers for g in (m.dLdW, m.dLdW0)]
-        if not (np.isfinite(loss) and all(np.isfinite(g).all() for g in grads)):
-            raise diverged(it, loss)
-        self.sgd_step(lrate)
-        return loss
+        return training.sgd(self, X, Y, iters, lrate, **options)
 
     def forward(self, Xt):
         """Predicts the output for a training input batch.
@@ -253,18 +185,22 @@ class Sequential:
                 probabilities when the last module is SoftMax).
 
         """
-        Xt = self.check_data(Xt)
-        # Overflow shows as a layer refusing a non-finite input: say so in terms of X.
+        return self._forward(self.check_data(Xt))
+
+    def _forward(self, Xt):
+        """``forward`` on data already checked: built-in layers run unchecked, and each
+        module's output is tested once for overflow."""
         with np.errstate(over="ignore", invalid="ignore"):
             for k, m in enumerate(self.modules):
-                try:
-                    Xt = m.forward(Xt)
-                except NonFiniteError:
+                if is_builtin(m):
+                    Xt = m._forward(Xt)
+                else:
+                    Xt = as_matrix(f"the output of modules[{k}]", m.forward(Xt), finite=False)
+                if not np.isfinite(Xt).all():
                     raise NonFiniteError(
-                        f"X is finite but the network's values overflowed before modules[{k}] "
+                        f"X is finite but the network's values overflowed in modules[{k}] "
                         f"({type(m).__name__}); scale X down, or check the weights"
-                    ) from None
-
+                    )
         return Xt
 
     def backward(self, dLdA):
@@ -277,8 +213,12 @@ class Sequential:
                 batch of size b.
 
         """
-        for m in self.modules[::-1]:
-            dLdA = m.backward(dLdA)
+        self._backward(as_matrix("dLdA", dLdA, finite=False), self.modules)
+
+    def _backward(self, dLdA, modules):
+        """Backpropagates dLdA (checked) through ``modules`` in reverse."""
+        for m in modules[::-1]:
+            dLdA = m._backward(dLdA) if is_builtin(m) else m.backward(dLdA)
 
     def sgd_step(self, lrate):
         """Runs a single update step on the weight matrices throughout the
@@ -291,19 +231,21 @@ class Sequential:
         for m in self.modules:
             m.sgd_step(lrate)
 
-    def save(self, path):
-        """Writes the model to a ``.npz`` file, atomically (see ``fastffn.load``).
-
-        Args:
-            path (str or PathLike): Where to write.
-
-        """
-        persistence.save(self, path)
-
     def accuracy(self, X, Y):
         """The fraction of the columns of X classified as their one-hot Y says."""
+        return self._accuracy(*self.check_data(X, Y))
+
+    def _accuracy(self, X, Y, forward=None):
+        """``accuracy`` on checked data, through ``forward`` (default ``_forward``), in blocks
+        of columns so that the layers keep only a block's activations."""
+        forward = forward or self._forward
         cf = self.modules[-1].class_fun
-        return np.mean(cf(self.forward(X)) == cf(Y))
+        n, hits = X.shape[1], 0
+        for j in range(0, n, ACCURACY_BLOCK):
+            block = slice(j, j + ACCURACY_BLOCK) if n > ACCURACY_BLOCK else slice(None)
+            Xb, Yb = np.ascontiguousarray(X[:, block]), np.ascontiguousarray(Y[:, block])
+            hits += np.count_nonzero(cf(forward(Xb)) == cf(Yb))
+        return np.float64(hits / n)
 
     def print_accuracy(self, it, X, Y, cur_loss, every=250):
         """Displays current prediction statistics.
@@ -317,21 +259,27 @@ class Sequential:
             every (int): Frequency to output statistics.
 
         """
-        if it % every == 1:
-            print_report(it, self.accuracy(X, Y), cur_loss)
+        if it % every == 1 % every:
+            training.print_report(it, self.accuracy(X, Y), cur_loss)
 
 
-# Iterations run in compiled chunks of at most this many, to bound index memory.
-CHUNK = 1 << 16
+def network(widths, seed=0, backend=None, dtype=np.float64, activation=ReLU):
+    """A network of Linear layers and activations ending in SoftMax + NLL, seeded.
 
+    Args:
+        widths (tuple): Layer widths from inputs to classes, e.g. (2, 10, 10, 2).
+        seed (int): Seed of NumPy's global random state for the weights.
+        backend (str): ``"numba"``, ``"numpy"`` or None for the default.
+        dtype (dtype): float64 or float32.
+        activation (type): The layer after each hidden Linear layer, e.g. ReLU or Tanh.
 
-def print_report(it, acc, loss):
-    """Prints the notebook's report line."""
-    print("Iteration =", it, "\tAcc =", acc, "\tLoss =", loss, flush=True)
+    Returns:
+        Sequential: The model.
 
-
-def diverged(it, loss):
-    return FloatingPointError(
-        f"training diverged at iteration {it}: the loss ({loss}) or a gradient is not "
-        "finite; the model keeps its weights from before that step (try a smaller lrate)"
-    )
+    """
+    np.random.seed(seed)
+    modules = []
+    for m, n in itertools.pairwise(widths):
+        modules += [Linear(m, n, dtype=dtype), activation()]
+    modules[-1] = SoftMax()
+    return Sequential(modules, NLL(), backend=backend)

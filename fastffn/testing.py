@@ -1,9 +1,22 @@
-"""What it means for two backends to agree: one tolerance per dtype, here only.
+"""The kernel table and what it means for two backends to agree.
 
-Every equivalence test, and the benchmarks' agreement tracking, use these.
+``KERNELS`` is the one list of kernels: each backend module defines a function
+of every name in it, with the same signature. The equivalence tests, the
+pytest-benchmark suite and the asv suite all iterate this table, and each entry
+knows how to build valid inputs for itself at a given size, so a kernel added
+here is tested and benchmarked without further registration. The activations'
+kernels come from the registry of built-in layers (``fastffn.layers.BUILTIN``).
+
+The tolerances are one per dtype, here only: every equivalence test, and the
+benchmarks' agreement tracking, use them.
 """
 
+from dataclasses import dataclass
+
 import numpy as np
+
+from . import backends
+from .layers import BUILTIN, Activation
 
 #: Tolerance of one kernel call, fast backend against the reference.
 TOLERANCE = {
@@ -60,3 +73,84 @@ def worst_difference(actual, desired, tolerance=TOLERANCE):
     desired, actual = desired.astype(np.float64), np.asarray(actual, dtype=np.float64)
     allowed = tol["atol"] + tol["rtol"] * np.abs(desired)
     return float(np.max(np.abs(actual - desired) / allowed))
+
+
+# --- the table ----------------------------------------------------------------
+
+# How each kind of argument is drawn, given (rng, rows, cols): valid inputs, so
+# that the reference is well defined (probabilities sum to one, and so on). An
+# activation's name draws its outputs: the reference forward of "logits".
+_DRAW = {
+    "normal": lambda rng, r, c: rng.standard_normal((r, c)),
+    "logits": lambda rng, r, c: rng.standard_normal((r, c)) * 3,
+    "one_hot": lambda rng, r, c: np.eye(r)[:, rng.integers(r, size=c)],
+}
+
+
+def _draw(kind, rng, rows, cols):
+    if kind in _DRAW:
+        return _DRAW[kind](rng, rows, cols)
+    forward = getattr(backends.load("numpy"), f"{kind}_forward")
+    return forward(_DRAW["logits"](rng, rows, cols))
+
+
+@dataclass(frozen=True)
+class Kernel:
+    """One row of the table: a kernel's name and the arguments it takes.
+
+    Attributes:
+        name (str): The function's name in every backend module.
+        args (str): One word per positional argument: ``kind:RC`` for an array
+            drawn as ``kind`` (see ``_DRAW``) with rows R and columns C among
+            ``m`` (inputs), ``n`` (outputs or classes), ``b`` (batch) or ``1``;
+            ``lrate`` for a scalar step size.
+
+    """
+
+    name: str
+    args: str
+
+    def inputs(self, rng, dtype, m, n, b):
+        """Draws the positional arguments of a valid call at the given sizes."""
+        size = {"m": m, "n": n, "b": b, "1": 1}
+        dtype = np.dtype(dtype)
+        out = []
+        for arg in self.args.split():
+            if arg == "lrate":
+                out.append(dtype.type(0.005))
+            else:
+                kind, (rows, cols) = arg.split(":")
+                out.append(_draw(kind, rng, size[rows], size[cols]).astype(dtype))
+        return tuple(out)
+
+    @property
+    def sizes(self):
+        """Which of m, n and b the kernel's cost depends on, e.g. ``"mnb"``."""
+        dims = "".join(arg.partition(":")[2] for arg in self.args.split())
+        return "".join(d for d in "mnb" if d in dims)
+
+    def __call__(self, backend, *args):
+        """Runs the kernel of ``backend`` on ``args``."""
+        return getattr(backends.load(backend), self.name)(*args)
+
+
+def _activation_kernels():
+    for cls in BUILTIN.values():
+        if issubclass(cls, Activation):
+            yield Kernel(f"{cls.kernel}_forward", "logits:nb")
+            yield Kernel(f"{cls.kernel}_backward", f"{cls.kernel}:nb normal:nb")
+
+
+KERNELS = {
+    k.name: k
+    for k in [
+        Kernel("linear_forward", "normal:mn normal:n1 normal:mb"),
+        Kernel("linear_backward", "normal:mn normal:mb normal:nb"),
+        Kernel("sgd_update", "normal:mn normal:mn lrate"),
+        *_activation_kernels(),
+        Kernel("softmax_nll_backward", "softmax:nb one_hot:nb"),
+        Kernel("nll_forward", "softmax:nb one_hot:nb"),
+        Kernel("nll_backward", "softmax:nb one_hot:nb"),
+        Kernel("class_fun", "softmax:nb"),
+    ]
+}

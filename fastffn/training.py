@@ -1,82 +1,246 @@
-"""Whole SGD iterations in one jitted call, for models made of built-in layers.
+"""How a model is trained: every path, in one place.
 
-A ``Sequential`` of ``Linear``/``Tanh``/``ReLU`` layers ending in ``SoftMax``
-with an ``NLL`` loss, all on the numba backend, trains here with no Python per
-step. The model becomes a list of op codes and one flat buffer holding every
-weight; the layers' ``W`` and ``W0`` become views into that buffer, so they see
-each step as it is taken and the report lines between chunks read them as usual.
+``sgd`` checks the arguments once, chooses a runner, and runs the chunk/report
+loop. A runner takes SGD steps on samples the ``Samples`` stream draws:
 
-The loop itself, ``sgd_steps``, is jitted in ``backends/numba.py`` beside the
-kernels it calls. Each step is the notebook's: forward, loss, backward, then the
-update, with those kernels run into buffers allocated once per call. The
-only change is at the top of the backward pass, where softmax and NLL are
-differentiated together (``softmax_nll_backward``), which the equivalence tests
-show gives the reference's weights to 1e-10 after thousands of steps.
+- ``CompiledRunner``: whole runs of steps in one jitted call (numba's
+  ``sgd_steps``), with no Python per step. Only for a model ``compilable`` says
+  it gives what the Python methods would: built-in layers on the numba backend,
+  no method of the user's own, no layer used twice, one dtype, ending in
+  SoftMax and NLL. Importing numba happens here, only when it runs.
+- ``LayerRunner``: the notebook's step through the model's own methods, for
+  any model, on any backend.
+
+One gradient on every path: where a built-in SoftMax feeds the NLL loss, the
+two are differentiated together, ``Ypred * sum(Y) - Y`` (``Ypred - Y`` for
+one-hot Y), the exact chain rule. The notebook's arithmetic, ``-Y / Ypred``
+through the softmax Jacobian, loses the gradient where a probability underflows
+to 0; ``SoftMax.backward`` called on its own keeps it.
 """
+
+import time
 
 import numpy as np
 
-from .backends.numba import LINEAR, RELU, SOFTMAX, TANH, sgd_steps, transposed
-from .layers import NLL, Linear, ReLU, SoftMax, Tanh
+from . import backends, sequential
+from ._validation import NonFiniteError, as_count, as_step_size
+from .layers import NLL, Linear, SoftMax, is_builtin
 
-OPS = {Linear: LINEAR, Tanh: TANH, ReLU: RELU, SoftMax: SOFTMAX}
+#: Seconds a compiled chunk aims to run: Ctrl-C lands between chunks.
+CHUNK_SECONDS = 0.1
+#: Most sample indices (steps times batch) drawn or run at once, to bound memory.
+MAX_INDICES = 1 << 20
 
 
-class CompiledSGD:
-    """A model's layers as op codes and one flat weight buffer, for ``sgd_steps``.
+def sgd(
+    model, X, Y, iters, lrate, *, batch_size=1, rng=None, report=True, every=250, compiled=True
+):
+    """Trains ``model`` by SGD; ``Sequential.sgd`` documents the arguments.
 
-    Build it with ``CompiledSGD.of(model)``, which gives None for a model that
-    cannot train here (a layer of the user's own, no final SoftMax + NLL, Linear
-    layers of different dtypes); the caller checks that every layer is on the
-    numba backend. Such a model trains layer by layer, with the same results.
+    Returns:
+        list: ``(iteration, loss, accuracy)`` every ``every`` iterations.
+
+    """
+    X, Y = model.check_data(X, Y)
+    iters = as_count("iters", iters, minimum=0)
+    lrate = as_step_size("lrate", lrate)
+    batch_size = as_count("batch_size", batch_size)
+    every = None if every is None else as_count("every", every)
+    if not (isinstance(report, bool) or callable(report)):
+        raise TypeError(f"report must be True, False or a callable, got {report!r}")
+    if rng is not None and not isinstance(rng, np.random.Generator):
+        raise TypeError(f"rng must be a numpy.random.Generator or None, got {rng!r}")
+    samples = Samples(X.shape[1], batch_size, iters, rng)
+    if compiled and compilable(model):
+        runner = CompiledRunner(model, X, Y)
+    else:
+        runner = LayerRunner(model, X, Y)
+    # Overflow is caught as a non-finite loss or gradient; NumPy need not warn too.
+    with np.errstate(all="ignore"):
+        return _loop(model, runner, samples, X, Y, iters, lrate, report, every)
+
+
+def _loop(model, runner, samples, X, Y, iters, lrate, report, every):
+    """Runs ``iters`` steps in chunks, stopping at each record point (it % every == 1)."""
+    history, it, chunk = [], 0, 1
+    while it < iters:
+        if every and it % every == 1 % every:
+            # As in the notebook: the accuracy before the step, the loss of the step.
+            try:
+                accuracy = model._accuracy(X, Y, runner.forward)
+            except NonFiniteError:  # the data are finite: a layer overflowed
+                raise diverged(it, np.nan) from None
+            loss = runner.steps(samples, 1, lrate, it)[0]
+            history.append((it, float(loss), float(accuracy)))
+            if report is True and overridden(model, "print_accuracy"):
+                model.print_accuracy(it, X, Y, loss, every)
+            elif report is True:  # what Sequential.print_accuracy prints, measured once
+                print_report(it, accuracy, loss)
+            elif report:
+                report(it, accuracy, loss)
+            it += 1
+            continue
+        stop = min(iters, it + (1 - it) % every) if every else iters
+        count = min(stop - it, chunk)
+        start = time.perf_counter()
+        runner.steps(samples, count, lrate, it)
+        rate = count / max(time.perf_counter() - start, 1e-6)
+        chunk = max(1, min(int(rate * CHUNK_SECONDS), MAX_INDICES // samples.batch_size))
+        it += count
+    return history
+
+
+class Samples:
+    """The columns of each step's batch, drawn as the notebook draws them.
+
+    From NumPy's global state, ``np.random.randint(n, size=...)`` whenever steps
+    are taken: its stream is the same however the draws are split, so it is the
+    notebook's one ``randint(n)`` a step. From a Generator, in blocks of fixed
+    size from the first step (its draws depend on how they are split), so every
+    path sees the same columns.
     """
 
-    def __init__(self, modules, width):
-        """Packs ``modules`` (built-in layers) for inputs of ``width`` rows."""
-        self.ops = np.array([OPS[type(m)] for m in modules], dtype=np.int64)
+    def __init__(self, n, batch_size, iters, rng=None):
+        self.n, self.batch_size, self.left, self.rng = n, batch_size, iters, rng
+        self.block = np.empty((0, batch_size), dtype=np.int64)
+
+    def take(self, count):
+        """The next ``count`` steps' columns: a count by batch_size int64 array."""
+        if self.rng is None:
+            return np.random.randint(self.n, size=(count, self.batch_size)).astype(np.int64)
+        parts = []
+        while count:
+            if not len(self.block):
+                size = min(self.left, max(1, MAX_INDICES // self.batch_size))
+                self.block = self.rng.integers(self.n, size=(size, self.batch_size))
+                self.left -= size
+            part, self.block = self.block[:count], self.block[count:]
+            parts.append(part)
+            count -= len(part)
+        return parts[0] if len(parts) == 1 else np.concatenate(parts)
+
+
+def overridden(model, name):
+    """Whether the model's method ``name`` is not ``Sequential``'s own."""
+    own = getattr(sequential.Sequential, name)
+    return getattr(type(model), name) is not own or name in vars(model)
+
+
+def compilable(model):
+    """Whether ``CompiledRunner`` gives what the model's Python methods would."""
+    modules, loss = model.modules, model.loss
+    if not all(map(is_builtin, [*modules, loss])) or type(loss) is not NLL:
+        return False
+    if type(modules[-1]) is not SoftMax or SoftMax in map(type, modules[:-1]):
+        return False
+    linear = model.linear_layers
+    if not linear or len({m.W.dtype for m in linear}) > 1:  # one buffer holds one dtype
+        return False
+    if len({id(m) for m in modules}) < len(modules):  # a layer used twice
+        return False
+    if any(overridden(model, name) for name in ("forward", "backward", "sgd_step")):
+        return False
+    return all((m.backend or backends.get_backend()) == "numba" for m in [*modules, loss])
+
+
+class LayerRunner:
+    """The notebook's SGD step through the model's own methods: any model, any backend."""
+
+    def __init__(self, model, X, Y):
+        self.model, self.X, self.Y = model, X, Y
+        # Sequential's own forward skips the data checks sgd made; a user's own runs as written.
+        self.forward = model.forward if overridden(model, "forward") else model._forward
+        loss = model.loss
+        self.loss_forward = loss._forward if is_builtin(loss) else loss.forward
+        last = model.modules[-1]
+        self.fused = (
+            type(last) is SoftMax
+            and is_builtin(last)
+            and type(model.loss) is NLL
+            and is_builtin(model.loss)
+            and not overridden(model, "backward")
+        )
+
+    def steps(self, samples, count, lrate, it):
+        """Takes ``count`` steps (it is the first one's iteration); returns their losses."""
+        X, Y = self.X, self.Y
+        return [self.step(X, Y, samples.take(1)[0], lrate, it + i) for i in range(count)]
+
+    def step(self, X, Y, columns, lrate, it):
+        model = self.model
+        Xb, Yb = np.ascontiguousarray(X[:, columns]), np.ascontiguousarray(Y[:, columns])
+        try:
+            loss = self.loss_forward(self.forward(Xb), Yb)
+        except NonFiniteError:  # the data are finite: a layer's output overflowed
+            raise diverged(it, np.nan) from None
+        if self.fused:
+            softmax = model.modules[-1]
+            dLdZ = softmax.kernels.softmax_nll_backward(softmax.A, model.loss.Y)
+            model._backward(dLdZ, model.modules[:-1])
+        else:
+            model.backward(model.loss.backward())
+        grads = [g for m in model.linear_layers for g in (m.dLdW, m.dLdW0)]
+        if not (np.isfinite(loss) and all(np.isfinite(g).all() for g in grads)):
+            raise diverged(it, loss)
+        model.sgd_step(lrate)
+        return loss
+
+
+class CompiledRunner:
+    """A model's layers as op codes and one flat weight buffer, for numba's ``sgd_steps``.
+
+    The Linear layers' ``W`` and ``W0`` become views of a fresh buffer that the
+    loop updates in place, so they see each step as it is taken, and arrays the
+    user held before stay as they were (as the notebook's ``W = W - ...`` leaves them).
+    """
+
+    def __init__(self, model, X, Y):
+        from .backends import numba as kernels  # imports numba: only here
+
+        self.kernels = kernels
+        self.forward = model._forward
+        modules = model.modules
+        self.ops = np.array(
+            [kernels.OPS.index("linear" if type(m) is Linear else m.kernel) for m in modules],
+            dtype=np.int64,
+        )
         self.shapes = np.zeros((len(modules), 3), dtype=np.int64)
-        linear = [m for m in modules if type(m) is Linear]
+        linear = model.linear_layers
         self.params = np.concatenate([a.ravel() for m in linear for a in (m.W, m.W0)])
-        offset = 0
+        width, offset = linear[0].m, 0
         for k, module in enumerate(modules):
             if type(module) is not Linear:
                 self.shapes[k] = 0, width, 0
                 continue
             m, n = module.W.shape
             self.shapes[k] = m, n, offset
-            # The layer's weights become views of the buffer sgd_steps updates.
-            module.W = self.params[offset : offset + m * n].reshape(m, n)
-            module.W0 = self.params[offset + m * n : offset + m * n + n].reshape(n, 1)
+            module._W = self.params[offset : offset + m * n].reshape(m, n)
+            module._W0 = self.params[offset + m * n : offset + m * n + n].reshape(n, 1)
             offset += m * n + n
             width = n
+        # The loop reads each sample's features together: one transpose per sgd call.
+        self.XT, self.YT = kernels.transposed(X), kernels.transposed(Y)
 
-    @classmethod
-    def of(cls, model):
-        """The compiled form of ``model``, or None where it cannot run compiled."""
-        modules = model.modules
-        built_in = all(type(m) in OPS for m in modules) and type(model.loss) is NLL
-        if not (built_in and modules and type(modules[-1]) is SoftMax):
-            return None
-        if SoftMax in map(type, modules[:-1]) or not any(type(m) is Linear for m in modules):
-            return None
-        if len({m.W.dtype for m in model.linear_layers}) > 1:  # one buffer holds one dtype
-            return None
-        return cls(modules, model.linear_layers[0].m)
+    def steps(self, samples, count, lrate, it):
+        """Takes ``count`` steps (it is the first one's iteration); returns their losses."""
+        indices = samples.take(count)
+        losses = np.full(count, np.nan, dtype=self.XT.dtype)
+        lrate = self.XT.dtype.type(lrate)
+        done = self.kernels.sgd_steps(
+            self.ops, self.shapes, self.params, self.XT, self.YT, indices, lrate, losses
+        )
+        if done < count:
+            raise diverged(it + done, losses[done])
+        return losses
 
-    @staticmethod
-    def as_rows(X, Y):
-        """X and Y transposed, one sample per row, as ``run`` takes them."""
-        return transposed(X), transposed(Y)
 
-    def run(self, XT, YT, indices, lrate):
-        """Takes one SGD step per row of ``indices``, on samples given as rows.
+def print_report(it, acc, loss):
+    """Prints the notebook's report line."""
+    print("Iteration =", it, "\tAcc =", acc, "\tLoss =", loss, flush=True)
 
-        Returns:
-            tuple: The number of steps taken (fewer if one diverged) and the
-                losses of all steps, that of the diverging one included.
 
-        """
-        losses = np.full(len(indices), np.nan, dtype=XT.dtype)
-        lrate = XT.dtype.type(lrate)
-        done = sgd_steps(self.ops, self.shapes, self.params, XT, YT, indices, lrate, losses)
-        return done, losses
+def diverged(it, loss):
+    return FloatingPointError(
+        f"training diverged at iteration {it}: the loss ({loss}) or a gradient is not "
+        "finite; the model keeps its weights from before that step (try a smaller lrate)"
+    )

@@ -7,12 +7,11 @@ arguments that does the timed work once and returns its result. Preparation
 includes a first call, so that compilation never lands in a timed round.
 """
 
-import itertools
-
 import numpy as np
 
-from . import NLL, Linear, ReLU, Sequential, SoftMax, hard
-from .backends import KERNELS
+from . import hard
+from .sequential import network
+from .testing import KERNELS
 
 #: Training paths: the reference, numba layer by layer, numba compiled.
 PATHS = ("numpy", "numba-layers", "numba")
@@ -31,28 +30,6 @@ from fastffn.workloads import network
 X, Y = fastffn.hard()
 network((2, 10, 10, 2)).sgd(X, Y, 10000, report=False)
 """
-
-
-def network(widths, seed=0, backend=None, dtype=np.float64, activation=ReLU):
-    """A network of Linear layers and activations ending in SoftMax + NLL, seeded.
-
-    Args:
-        widths (tuple): Layer widths from inputs to classes, e.g. (2, 10, 10, 2).
-        seed (int): Seed of NumPy's global random state for the weights.
-        backend (str): ``"numba"``, ``"numpy"`` or None for the default.
-        dtype (dtype): float64 or float32.
-        activation (type): The layer after each hidden Linear layer: ReLU or Tanh.
-
-    Returns:
-        Sequential: The model.
-
-    """
-    np.random.seed(seed)
-    modules = []
-    for m, n in itertools.pairwise(widths):
-        modules += [Linear(m, n), activation()]
-    modules[-1] = SoftMax()
-    return Sequential(modules, NLL(), backend=backend, dtype=dtype)
 
 
 def _trainer(widths, X, Y, path, dtype, iters, **sgd):
@@ -162,7 +139,7 @@ def kernel_call(name, backend, m, n, b, dtype=np.float64):
     """One call of a kernel of the table (W3 is softmax_backward at b = 128).
 
     Args:
-        name (str): A key of ``fastffn.backends.KERNELS``.
+        name (str): A key of ``fastffn.testing.KERNELS``.
         backend (str): ``"numba"`` or ``"numpy"``.
         m (int): Inputs of a linear layer.
         n (int): Outputs of a layer, or classes.

@@ -41,7 +41,7 @@ def test_numba_softmax_backward_never_forms_the_jacobian():
         """
         import resource
         import numpy as np
-        from fastffn.backends import KERNELS
+        from fastffn.testing import KERNELS
         k = KERNELS["softmax_backward"]
         k("numba", *k.inputs(np.random.default_rng(0), np.float64, 1, 4, 4))  # compile
         before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss

@@ -5,7 +5,8 @@ import json
 import pytest
 
 from benchmarks import bench_kernels, ratios
-from fastffn.backends import BACKENDS, KERNELS
+from fastffn.backends import BACKENDS
+from fastffn.testing import KERNELS
 
 from .benchmarks import test_speed
 

@@ -8,8 +8,9 @@ import pytest
 
 import fastffn
 from fastffn import NLL, Layer, Linear, Sequential, SoftMax, Tanh, hard
+from fastffn.backends.numba import transposed
 from fastffn.testing import TRAINING_TOLERANCE
-from fastffn.training import CompiledSGD
+from fastffn.training import compilable
 
 from .test_training import build, weights
 
@@ -51,7 +52,7 @@ def test_compiled_loop_matches_the_reference(depth, activation, batch_size, dtyp
         b: build(fastffn, activation, widths, seed=depth, backend=b, dtype=dtype)
         for b in ("numba", "numpy")
     }
-    assert CompiledSGD.of(models["numba"]) is not None
+    assert compilable(models["numba"])
     kwargs = {"iters": 1500, "lrate": 0.01, "batch_size": batch_size}
     runs = {b: fit(m, X, Y, seed=depth, **kwargs) for b, m in models.items()}
     assert_same_training(models["numba"], models["numpy"], dtype, runs["numba"], runs["numpy"])
@@ -77,7 +78,7 @@ def test_model_with_a_user_layer_falls_back_with_the_same_results():
         NLL(),
         backend="numba",
     )
-    assert CompiledSGD.of(fallback) is None
+    assert not compilable(fallback)
     runs = [fit(m, X, Y, seed=2, iters=2000) for m in (compiled, fallback)]
     assert_same_training(compiled, fallback, np.float64, *runs)
 
@@ -92,7 +93,7 @@ def test_model_with_a_user_layer_falls_back_with_the_same_results():
     ],
 )
 def test_models_the_loop_cannot_run(modules):
-    assert CompiledSGD.of(Sequential(modules(), NLL())) is None
+    assert not compilable(Sequential(modules(), NLL(), backend="numba"))
 
 
 def test_a_model_of_mixed_dtypes_trains_layer_by_layer():
@@ -132,6 +133,8 @@ def test_report_options(backend):
     X, Y = hard()
     model = build(fastffn, "ReLU", backend=backend)
     history, out = fit(model, X, Y, iters=1000, report=False)
+    assert [h[0] for h in history] == [1, 251, 501, 751] and out == ""
+    history, out = fit(model, X, Y, iters=1000, report=False, every=None)
     assert history == [] and out == ""
     calls = []
     history, out = fit(model, X, Y, iters=1000, every=100, report=lambda *a: calls.append(a))
@@ -159,6 +162,6 @@ def test_divergence_happens_at_the_same_iteration_on_both_backends():
 @pytest.mark.parametrize("shape", [(1, 1), (2, 20), (33, 65), (784, 70)])
 def test_samples_as_rows_is_the_exact_transpose(shape, dtype):
     X = np.random.default_rng(0).standard_normal(shape).astype(dtype)
-    XT, _ = CompiledSGD.as_rows(X, X[:1])
+    XT = transposed(X)
     assert XT.flags.c_contiguous and XT.dtype == dtype
     np.testing.assert_array_equal(XT, X.T)

@@ -8,7 +8,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from fastffn import backends
-from fastffn.backends import BACKENDS, KERNELS
+from fastffn.backends import BACKENDS
+from fastffn.testing import KERNELS
 from fastffn.testing import assert_agree
 
 

@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 
 from fastffn import NLL, Linear, ReLU, Sequential, SoftMax, Tanh
-from fastffn.backends import KERNELS, load
+from fastffn.backends import load
+from fastffn.testing import KERNELS
 
 # Central differences: step and tolerance per dtype (float32 needs a coarse step).
 FD = {

@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 
 import fastffn
 from fastffn import NLL, Linear, Sequential, SoftMax, hard
-from fastffn.backends import KERNELS
+from fastffn.testing import KERNELS
 
 from .test_training import Square, build, weights
 
@@ -46,8 +46,7 @@ BAD_INPUTS = [
     ("lrate inf", lambda m: m.sgd(X_HARD, Y_HARD, lrate=np.inf), ValueError, "lrate must be finite and > 0"),
     ("lrate <= 0", lambda m: m.sgd(X_HARD, Y_HARD, lrate=0), ValueError, "lrate must be finite and > 0"),
     ("lrate not a number", lambda m: m.sgd(X_HARD, Y_HARD, lrate="0.1"), TypeError, "lrate must be a real number"),
-    ("batch_size < 1", lambda m: m.sgd(X_HARD, Y_HARD, batch_size=0), ValueError, "batch_size must be between 1 and 20"),
-    ("batch_size > n", lambda m: m.sgd(X_HARD, Y_HARD, batch_size=21), ValueError, "batch_size must be between 1 and 20"),
+    ("batch_size < 1", lambda m: m.sgd(X_HARD, Y_HARD, batch_size=0), ValueError, "batch_size must be >= 1"),
     ("report of another type", lambda m: m.sgd(X_HARD, Y_HARD, report="yes"), TypeError, "report must be"),
     ("rng of another type", lambda m: m.sgd(X_HARD, Y_HARD, rng=42), TypeError, "rng must be a numpy.random.Generator"),
     ("unknown backend", lambda m: setattr(m, "backend", "cuda"), ValueError, "backend must be one of"),
@@ -153,7 +152,7 @@ def trained(backend, dtype):
 def test_save_load_round_trip_is_bit_identical(tmp_path, backend, dtype):
     model = trained(backend, dtype)
     path = tmp_path / "model.npz"
-    model.save(path)
+    fastffn.save(model, path)
     loaded = fastffn.load(path)
     assert loaded.backend == backend and loaded.dtype == dtype
     assert [type(m) for m in loaded.modules] == [type(m) for m in model.modules]
@@ -167,7 +166,7 @@ def test_save_load_round_trip_is_bit_identical(tmp_path, backend, dtype):
 
 
 def test_files_never_hold_pickles(tmp_path):
-    trained("numpy", np.float64).save(tmp_path / "m.npz")
+    fastffn.save(trained("numpy", np.float64), tmp_path / "m.npz")
     with np.load(tmp_path / "m.npz", allow_pickle=False) as data:
         assert all(data[key].dtype != object for key in data.files)
 
@@ -175,7 +174,7 @@ def test_files_never_hold_pickles(tmp_path):
 def test_a_model_with_a_user_layer_cannot_be_saved(tmp_path):
     model = Sequential([Linear(2, 3), Square(), Linear(3, 2), SoftMax()], NLL())
     with pytest.raises(TypeError, match="cannot save a Square layer"):
-        model.save(tmp_path / "m.npz")
+        fastffn.save(model, tmp_path / "m.npz")
     assert list(tmp_path.iterdir()) == []
 
 
@@ -199,7 +198,7 @@ def header_of(path):
                     "header": np.array(json.dumps({**header_of(p)[0], "version": 99})),
                 },
             ),
-            "format version 99; this fastffn reads version 1",
+            "format version 99; this fastffn reads versions 1, 2",
         ),
         (lambda p: np.savez(p, **{**header_of(p)[1], "W1": np.zeros((4, 4))}), "inconsistent"),
     ],
@@ -207,7 +206,7 @@ def header_of(path):
 )
 def test_damaged_files_raise_a_clear_error(tmp_path, damage, message):
     path = tmp_path / "model.npz"
-    trained("numpy", np.float64).save(path)
+    fastffn.save(trained("numpy", np.float64), path)
     damage(path)
     with pytest.raises(ValueError, match=message):
         fastffn.load(path)
@@ -216,7 +215,7 @@ def test_damaged_files_raise_a_clear_error(tmp_path, damage, message):
 def test_an_interrupted_save_leaves_the_old_file(tmp_path, monkeypatch):
     path = tmp_path / "model.npz"
     old = trained("numpy", np.float64)
-    old.save(path)
+    fastffn.save(old, path)
 
     def savez_then_crash(f, **arrays):
         f.write(b"PK\x03\x04 half a file")
@@ -224,7 +223,7 @@ def test_an_interrupted_save_leaves_the_old_file(tmp_path, monkeypatch):
 
     monkeypatch.setattr(np, "savez", savez_then_crash)
     with pytest.raises(KeyboardInterrupt):
-        trained("numba", np.float32).save(path)
+        fastffn.save(trained("numba", np.float32), path)
     monkeypatch.undo()
     assert [p.name for p in tmp_path.iterdir()] == ["model.npz"]
     np.testing.assert_array_equal(fastffn.load(path).forward(X_HARD), old.forward(X_HARD))
@@ -236,11 +235,11 @@ def test_a_save_killed_midway_leaves_a_loadable_file(tmp_path):
         import numpy as np, fastffn
         from fastffn.workloads import network
         model = network((2, 400, 400, 2), backend="numpy")
-        model.save({str(path)!r})
+        fastffn.save(model, {str(path)!r})
         print("saved", flush=True)
         while True:
             model.modules[0].W += 1
-            model.save({str(path)!r})
+            fastffn.save(model, {str(path)!r})
     """
     proc = subprocess.Popen([sys.executable, "-c", textwrap.dedent(code)], stdout=subprocess.PIPE)
     assert proc.stdout.readline() == b"saved\n"

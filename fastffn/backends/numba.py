@@ -3,8 +3,8 @@
 Same names, same signatures, same shapes. Inputs arrive validated (C-contiguous
 float32 or float64 of matching dtypes), so each kernel compiles for two
 signatures only. ``fastmath`` stays off: reassociation would break agreement
-with the reference. Compilation is lazy (first call) and cached on disk when
-the cache directory can be written.
+with the reference. Compilation is lazy (first call) and cached on disk in a
+per-user directory when it can be written (``_numba_cache``).
 
 Each kernel of the table allocates its result and hands the work to an
 ``*_into`` function that writes into arrays it is given; the compiled training
@@ -18,23 +18,11 @@ SGD) gets loops of its own whose inner loop runs along memory, 3-4x faster than
 the general order there.
 """
 
-import numba
 import numpy as np
 
+from ._numba_cache import jit
+
 BLAS_MIN_FLOPS = 32_768
-
-
-def jit(func):
-    """``numba.njit`` with an on-disk cache where one can be written.
-
-    Numba looks for a cache directory when the function is decorated and raises
-    ``RuntimeError`` when there is none (a read-only install with an unwritable
-    HOME and no ``NUMBA_CACHE_DIR``); fastffn then compiles in memory instead.
-    """
-    try:
-        return numba.njit(cache=True)(func)
-    except RuntimeError:
-        return numba.njit(func)
 
 
 # --- matrix products into given arrays -----------------------------------------
@@ -173,6 +161,22 @@ def relu_backward_into(A, dLdA, dLdZ):
 
 
 @jit
+def sigmoid_forward_into(Z, A):
+    n, b = Z.shape
+    for i in range(n):
+        for j in range(b):
+            A[i, j] = 1 / (1 + np.exp(-Z[i, j]))
+
+
+@jit
+def sigmoid_backward_into(A, dLdA, dLdZ):
+    n, b = A.shape
+    for i in range(n):
+        for j in range(b):
+            dLdZ[i, j] = A[i, j] * (1 - A[i, j]) * dLdA[i, j]
+
+
+@jit
 def softmax_forward_into(Z, A):
     """Column-wise softmax of n by b logits, shifted by each column's maximum."""
     n, b = Z.shape
@@ -286,6 +290,22 @@ def relu_backward(A, dLdA):
 
 
 @jit
+def sigmoid_forward(Z):
+    """Logistic sigmoid of an n by b matrix."""
+    A = np.empty_like(Z)
+    sigmoid_forward_into(Z, A)
+    return A
+
+
+@jit
+def sigmoid_backward(A, dLdA):
+    """Gradient through the sigmoid from its n by b outputs A."""
+    dLdZ = np.empty_like(A)
+    sigmoid_backward_into(A, dLdA, dLdZ)
+    return dLdZ
+
+
+@jit
 def softmax_forward(Z):
     """Column-wise softmax of n by b logits."""
     A = np.empty_like(Z)
@@ -343,7 +363,34 @@ def class_fun(Ypred):
 # It lives beside the kernels it calls because Numba's cache is keyed on the
 # source file: an edit to a kernel must invalidate the cached loop too.
 
-LINEAR, TANH, RELU, SOFTMAX = range(4)
+#: The loop's op codes, one per kernel family: fastffn.training maps a Linear
+#: layer to "linear" and an activation to its kernel name.
+OPS = ("linear", "tanh", "relu", "sigmoid", "softmax")
+LINEAR, TANH, RELU, SIGMOID, SOFTMAX = range(len(OPS))
+
+
+@jit
+def activation_forward_into(op, Z, A):
+    """The forward kernel of activation ``op`` (an op code), from Z into A."""
+    if op == TANH:
+        tanh_forward_into(Z, A)
+    elif op == RELU:
+        relu_forward_into(Z, A)
+    elif op == SIGMOID:
+        sigmoid_forward_into(Z, A)
+    else:
+        softmax_forward_into(Z, A)
+
+
+@jit
+def activation_backward_into(op, A, dLdA, dLdZ):
+    """The backward kernel of elementwise activation ``op``, into dLdZ."""
+    if op == TANH:
+        tanh_backward_into(A, dLdA, dLdZ)
+    elif op == RELU:
+        relu_backward_into(A, dLdA, dLdZ)
+    else:
+        sigmoid_backward_into(A, dLdA, dLdZ)
 
 
 @jit
@@ -423,12 +470,8 @@ def sgd_steps(ops, shapes, params, XT, YT, indices, lrate, losses):
             op = ops[k]
             if op == LINEAR:
                 linear_forward_into(W[k], W0[k], A, out[k])
-            elif op == TANH:
-                tanh_forward_into(A, out[k])
-            elif op == RELU:
-                relu_forward_into(A, out[k])
             else:
-                softmax_forward_into(A, out[k])
+                activation_forward_into(op, A, out[k])
             A = out[k]
 
         losses[it] = nll_forward(A, Yb)
@@ -444,10 +487,8 @@ def sgd_steps(ops, shapes, params, XT, YT, indices, lrate, losses):
                 row_sums_into(g, dW0[k])
                 if k > 0:  # the gradient by the data is not needed
                     matmul_nn_into(W[k], g, grad[k])
-            elif op == TANH:
-                tanh_backward_into(out[k], g, grad[k])
-            elif op == RELU:
-                relu_backward_into(out[k], g, grad[k])
+            else:
+                activation_backward_into(op, out[k], g, grad[k])
 
         for i in range(grads.size):
             if not np.isfinite(grads[i]):

@@ -1,15 +1,19 @@
 """The reference backend: the notebook's NumPy math, naive and obviously right.
 
 Every function here is the ground truth its fast twin in ``numba.py`` is tested
-against, so nothing here is optimised. Two deliberate differences from the
-notebook, both the same function mathematically:
+against, so nothing here is optimised. Deliberate differences from the
+notebook, each the same function mathematically:
 
 - ``softmax_forward`` subtracts each column's maximum before ``exp`` so that
   large logits do not overflow;
 - the identity matrices of the softmax Jacobian take the array's dtype, so a
   float32 model stays float32;
 - NLL reads probabilities below the dtype's smallest normal number (``tiny``)
-  as ``tiny``, so a predicted 0 gives a large finite loss, not inf or NaN.
+  as ``tiny``, so a predicted 0 gives a large finite loss, not inf or NaN;
+- ``softmax_nll_backward``, the gradient training uses where SoftMax feeds NLL,
+  is ``Ypred * sum(Y) - Y``, the chain rule worked out by hand. The notebook's
+  arithmetic, ``-Y / Ypred`` through the Jacobian, loses the gradient where a
+  probability underflows to 0 (a saturated softmax); this does not.
 
 Shapes follow the notebook: m inputs, n outputs (or classes), batch of b columns.
 """
@@ -84,6 +88,16 @@ def relu_backward(A, dLdA):
     return dLdA * (A != 0)
 
 
+def sigmoid_forward(Z):
+    """Logistic sigmoid ``1 / (1 + exp(-Z))`` of an n by b matrix of pre-activations."""
+    return 1 / (1 + np.exp(-Z))
+
+
+def sigmoid_backward(A, dLdA):
+    """Gradient through the sigmoid, given its n by b outputs A and upstream dLdA."""
+    return A * (1 - A) * dLdA
+
+
 def softmax_forward(Z):
     """Column-wise softmax of an n by b matrix of logits.
 
@@ -126,17 +140,21 @@ def softmax_backward(A, dLdA):
 
 
 def softmax_nll_backward(Ypred, Y):
-    """Gradient of NLL by the logits of the softmax that gave Ypred, by the chain rule.
+    """Gradient of NLL by the logits of the softmax that gave Ypred: ``Ypred * sum(Y) - Y``.
+
+    The Jacobian product of ``-Y / Ypred`` worked out by hand: column j of
+    ``(diag(a) - a a.T) (-y / a)`` is ``a sum(y) - y``, which is ``Ypred - Y``
+    for one-hot Y and stays exact where a probability underflows.
 
     Args:
         Ypred (ndarray): An n by b matrix of softmax outputs.
-        Y (ndarray): An n by b one-hot matrix of targets.
+        Y (ndarray): An n by b one-hot (or probability) matrix of targets.
 
     Returns:
         ndarray: An n by b gradient of the loss with respect to the logits.
 
     """
-    return softmax_backward(Ypred, nll_backward(Ypred, Y))
+    return Ypred * np.sum(Y, axis=0, keepdims=True) - Y
 
 
 def nll_forward(Ypred, Y):

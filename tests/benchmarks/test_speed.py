@@ -16,7 +16,8 @@ import numpy as np
 import pytest
 
 from fastffn import hard, workloads
-from fastffn.backends import BACKENDS, KERNELS
+from fastffn.backends import BACKENDS
+from fastffn.testing import KERNELS
 
 from .. import notebook
 

@@ -1,0 +1,59 @@
+"""Where Numba caches fastffn's compiled kernels: a per-user directory, never the package.
+
+Numba's own default writes ``__pycache__`` files next to the source, which for an
+installed fastffn is inside ``site-packages``: ``pip uninstall`` leaves them
+behind, and a leftover ``fastffn/`` folder then shadows a later install. Here the
+cache lives in ``NUMBA_CACHE_DIR`` when that is set, else in the user's cache
+directory (``$XDG_CACHE_HOME/fastffn``, ``~/.cache/fastffn``; the platform's
+equivalent on macOS and Windows). Where it cannot be written, kernels compile
+in memory for each process instead, without error.
+"""
+
+import os
+import sys
+
+import numba
+from numba.core import caching
+
+
+def cache_dir():
+    """The directory fastffn's compiled kernels are cached in."""
+    if os.environ.get("NUMBA_CACHE_DIR"):
+        return os.path.join(os.environ["NUMBA_CACHE_DIR"], "fastffn")
+    if sys.platform == "win32":
+        base = os.environ.get("LOCALAPPDATA") or os.path.expanduser("~/AppData/Local")
+    elif sys.platform == "darwin":
+        base = os.path.expanduser("~/Library/Caches")
+    else:
+        base = os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache")
+    return os.path.join(base, "fastffn", "numba")
+
+
+class _Locator(caching._SourceFileBackedLocatorMixin, caching._CacheLocator):
+    """Numba's per-source-file cache, rooted at ``cache_dir()``."""
+
+    def __init__(self, py_func, py_file):
+        self._py_file = py_file
+        self._lineno = py_func.__code__.co_firstlineno
+        self._cache_path = os.path.join(cache_dir(), self.get_suitable_cache_subpath(py_file))
+
+    def get_cache_path(self):
+        return self._cache_path
+
+
+class _Impl(caching.CompileResultCacheImpl):
+    _locator_classes = (_Locator,)  # and no other: never the in-tree __pycache__
+
+
+class _FunctionCache(caching.FunctionCache):
+    _impl_class = _Impl
+
+
+def jit(func):
+    """``numba.njit``, cached on disk in ``cache_dir()`` where it can be written."""
+    dispatcher = numba.njit(func)
+    try:
+        dispatcher._cache = _FunctionCache(func)  # what njit(cache=True) does, relocated
+    except RuntimeError:  # no writable cache directory: compile in memory
+        pass
+    return dispatcher
