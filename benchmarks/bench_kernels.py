@@ -8,8 +8,7 @@ import numpy as np
 
 from fastffn import workloads
 from fastffn.backends import BACKENDS
-from fastffn.testing import KERNELS
-from fastffn.testing import worst_difference
+from fastffn.testing import KERNELS, worst_difference
 
 # The reference forms an n x n x b Jacobian; past this it cannot run on our machines.
 REFERENCE_JACOBIAN_LIMIT = 2**30  # bytes

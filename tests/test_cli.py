@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import fastffn
-from fastffn import datasets
+from fastffn import cli, datasets
 
 
 def fastffn_cli(*args, code=None):
@@ -140,3 +140,45 @@ def test_generated_datasets_have_the_notebooks_layout():
         assert X.shape[0] == d and Y.shape == (classes, X.shape[1])
         np.testing.assert_array_equal(Y.sum(axis=0), 1)
     np.testing.assert_array_equal(datasets.blobs(seed=7)[0], datasets.blobs(seed=7)[0])
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["--dataset", "blobs", "--samples", "1000000000000"],
+        ["--layers", "10000000,10000000"],
+    ],
+)
+def test_what_does_not_fit_in_memory_is_one_line(args):
+    code, _, err = fastffn_cli("train", *args)
+    assert code == 1
+    assert err.startswith("fastffn: error: the data or the model do not fit in memory")
+    assert len(err.strip().splitlines()) == 1, err
+
+
+def test_a_closed_pipe_ends_quietly():
+    result = subprocess.run(
+        f"{sys.executable} -m fastffn train | head -2",
+        shell=True,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert len(result.stdout.splitlines()) == 2
+    assert result.stderr == ""
+
+
+def test_the_progress_line_ends_at_100_percent_on_a_line_of_its_own(capsys):
+    progress = cli.Progress(1000, quiet=True)
+    progress.start -= 3  # a run past the two seconds that show the line
+    progress(500, 0.5, 0.1)
+    progress.close(finished=True)
+    err = capsys.readouterr().err
+    assert err.endswith("\n") and err.rstrip("\n").split("\r")[-1].startswith("[" + "#" * 30)
+    assert " 100% 1000/1000 iterations" in err
+    progress = cli.Progress(1000, quiet=True)
+    progress.start -= 3
+    progress(500, 0.5, 0.1)
+    progress.close(finished=False)  # interrupted: what follows starts a line
+    err = capsys.readouterr().err
+    assert err.endswith("\n") and "100%" not in err

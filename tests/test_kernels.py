@@ -9,8 +9,7 @@ from hypothesis import strategies as st
 
 from fastffn import backends
 from fastffn.backends import BACKENDS
-from fastffn.testing import KERNELS
-from fastffn.testing import assert_agree
+from fastffn.testing import KERNELS, assert_agree
 
 
 def signature(func):
