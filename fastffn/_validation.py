@@ -115,6 +115,11 @@ def as_step_size(name, value):
     return float(value)
 
 
+def all_finite(arrays):
+    """Whether every array of the list holds only finite numbers (one test for all of them)."""
+    return bool(np.isfinite(np.concatenate([a.ravel() for a in arrays])).all())
+
+
 def check_one_hot(name, Y):
     """Raises ValueError unless each column of Y is one-hot (or a probability vector)."""
     sums = Y.sum(axis=0)

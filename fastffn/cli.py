@@ -72,7 +72,7 @@ class Progress:
         self.start = self.shown = time.perf_counter()
         self.accuracy = None
 
-    def __call__(self, it, accuracy, loss):
+    def __call__(self, it, loss, accuracy):
         if not self.quiet:
             print_report(it, accuracy, loss)
         self.accuracy = accuracy

@@ -48,7 +48,7 @@ class Layer:
     @property
     def kernels(self):
         """The module of kernels this layer runs on."""
-        return backends.load(self._backend)
+        return backends.load(self._backend or backends.get_backend())
 
     def sgd_step(self, lrate=None):
         """Some layers do not have weights to update on gradient descent steps."""
@@ -172,9 +172,9 @@ class Linear(Layer):
                 cast to the layer's dtype.
 
         """
-        lrate = self._W.dtype.type(lrate)
-        self._W = self.kernels.sgd_update(self._W, self.dLdW, lrate)
-        self._W0 = self.kernels.sgd_update(self._W0, self.dLdW0, lrate)
+        lrate, kernels = self._W.dtype.type(lrate), self.kernels
+        self._W = kernels.sgd_update(self._W, self.dLdW, lrate)
+        self._W0 = kernels.sgd_update(self._W0, self.dLdW0, lrate)
 
 
 class Activation(Layer):
@@ -290,7 +290,8 @@ def is_builtin(module):
     A subclass, or an instance given a method of its own, is the user's: it
     runs through its public methods, never a compiled loop.
     """
-    cls = type(module)
-    return BUILTIN.get(cls.__name__) is cls and not (
-        {"forward", "backward", "sgd_step"} & vars(module).keys()
-    )
+    return type(module) in _BUILTIN_TYPES and _METHODS.isdisjoint(vars(module))
+
+
+_BUILTIN_TYPES = frozenset(BUILTIN.values())
+_METHODS = frozenset(("forward", "backward", "sgd_step"))

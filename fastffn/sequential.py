@@ -5,7 +5,7 @@ import itertools
 import numpy as np
 
 from . import backends, training
-from ._validation import NonFiniteError, as_matrix, check_dtype, check_one_hot
+from ._validation import NonFiniteError, all_finite, as_matrix, check_dtype, check_one_hot
 from .layers import NLL, Activation, Layer, Linear, ReLU, SoftMax, is_builtin
 
 #: Columns per forward pass when measuring accuracy, so activations stay small.
@@ -156,7 +156,7 @@ class Sequential:
                 report (bool or callable): True (the default) prints the
                     notebook's line through ``print_accuracy`` before the steps
                     1, 1 + every, ...; False prints nothing; a callable is called
-                    as ``report(it, accuracy, loss)`` instead.
+                    as ``report(it, loss, accuracy)`` instead, the order of ``history``.
                 every (int or None): Iterations between records (default 250);
                     None records nothing and never measures the accuracy.
                 compiled (bool): Whether to run compiled where the model allows
@@ -185,22 +185,26 @@ class Sequential:
                 probabilities when the last module is SoftMax).
 
         """
-        return self._forward(self.check_data(Xt))
+        Xt = self.check_data(Xt)
+        with np.errstate(over="ignore", invalid="ignore"):  # overflow is reported, not warned
+            return self._forward(Xt)
 
     def _forward(self, Xt):
-        """``forward`` on data already checked: built-in layers run unchecked, and each
-        module's output is tested once for overflow."""
-        with np.errstate(over="ignore", invalid="ignore"):
-            for k, m in enumerate(self.modules):
-                if is_builtin(m):
-                    Xt = m._forward(Xt)
-                else:
-                    Xt = as_matrix(f"the output of modules[{k}]", m.forward(Xt), finite=False)
-                if not np.isfinite(Xt).all():
-                    raise NonFiniteError(
-                        f"X is finite but the network's values overflowed in modules[{k}] "
-                        f"({type(m).__name__}); scale X down, or check the weights"
-                    )
+        """``forward`` on data already checked: built-in layers run unchecked, and every
+        module's output is tested for overflow (all in one test)."""
+        outputs = []
+        for k, m in enumerate(self.modules):
+            if is_builtin(m):
+                Xt = m._forward(Xt)
+            else:
+                Xt = as_matrix(f"the output of modules[{k}]", m.forward(Xt), finite=False)
+            outputs.append(Xt)
+        if not all_finite(outputs):
+            k = next(k for k, out in enumerate(outputs) if not np.isfinite(out).all())
+            raise NonFiniteError(
+                f"X is finite but the network's values overflowed in modules[{k}] "
+                f"({type(self.modules[k]).__name__}); scale X down, or check the weights"
+            )
         return Xt
 
     def backward(self, dLdA):
@@ -233,7 +237,9 @@ class Sequential:
 
     def accuracy(self, X, Y):
         """The fraction of the columns of X classified as their one-hot Y says."""
-        return self._accuracy(*self.check_data(X, Y))
+        X, Y = self.check_data(X, Y)
+        with np.errstate(over="ignore", invalid="ignore"):
+            return self._accuracy(X, Y)
 
     def _accuracy(self, X, Y, forward=None):
         """``accuracy`` on checked data, through ``forward`` (default ``_forward``), in blocks

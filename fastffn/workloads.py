@@ -28,7 +28,7 @@ FIRST_SGD_SCRIPT = """
 import fastffn
 from fastffn.workloads import network
 X, Y = fastffn.hard()
-network((2, 10, 10, 2)).sgd(X, Y, 10000, report=False)
+network((2, 10, 10, 2)).sgd(X, Y, 10000, report=False, every=None)
 """
 
 
@@ -39,7 +39,7 @@ def _trainer(widths, X, Y, path, dtype, iters, **sgd):
     def train(iters):
         model = network(widths, backend=backend, dtype=dtype)
         np.random.seed(1)
-        model.sgd(X, Y, iters, report=False, compiled=path != "numba-layers", **sgd)
+        model.sgd(X, Y, iters, report=False, every=None, compiled=path != "numba-layers", **sgd)
         return model
 
     train(2)  # compiles, where there is anything to compile

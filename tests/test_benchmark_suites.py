@@ -4,11 +4,11 @@ import json
 
 import pytest
 
-from benchmarks import bench_kernels, ratios
+from benchmarks import bench_kernels
 from fastffn.backends import BACKENDS
 from fastffn.testing import KERNELS
 
-from .benchmarks import test_speed
+from .benchmarks import ratios, test_speed
 
 
 def parametrized(test, argname):

@@ -43,13 +43,13 @@ def test_train_options_save_and_plot(tmp_path):
     model_path, png = tmp_path / "m.npz", tmp_path / "out.png"
     code, out, err = fastffn_cli(
         "train", "--dataset", "blobs", "--samples", "300", "--classes", "4", "--layers", "16",
-        "--activation", "tanh", "--iters", "3000", "--lrate", "0.01", "--batch-size", "8",
+        "--activation", "sigmoid", "--iters", "3000", "--lrate", "0.01", "--batch-size", "8",
         "--seed", "3", "--backend", "numpy", "--dtype", "float32", "--quiet",
         "--save", str(model_path), "--plot", str(png),
     )  # fmt: skip
     assert code == 0, err
     assert "Iteration" not in out
-    assert "on blobs (2-16-4 tanh, 3000 iterations, batch 8)" in out
+    assert "on blobs (2-16-4 sigmoid, 3000 iterations, batch 8)" in out
     assert "on the numpy backend (float32)" in out
     model = fastffn.load(model_path)
     assert model.backend == "numpy" and model.dtype == np.float32

@@ -43,7 +43,7 @@ def assert_same_training(fast, reference, dtype, fast_run, reference_run):
 
 
 @pytest.mark.parametrize("depth", [1, 2, 3, 4])
-@pytest.mark.parametrize("activation", ["ReLU", "Tanh"])
+@pytest.mark.parametrize("activation", ["ReLU", "Tanh", "Sigmoid"])
 @pytest.mark.parametrize("batch_size", [1, 8])
 def test_compiled_loop_matches_the_reference(depth, activation, batch_size, dtype):
     X, Y = blobs()
@@ -139,7 +139,7 @@ def test_report_options(backend):
     calls = []
     history, out = fit(model, X, Y, iters=1000, every=100, report=lambda *a: calls.append(a))
     assert out == "" and [c[0] for c in calls] == [1, 101, 201, 301, 401, 501, 601, 701, 801, 901]
-    assert history == [(it, float(loss), float(acc)) for it, acc, loss in calls]
+    assert history == [(it, float(loss), float(acc)) for it, loss, acc in calls]
     history, out = fit(model, X, Y, iters=5, every=1)
     assert [h[0] for h in history] == [0, 1, 2, 3, 4] and len(out.splitlines()) == 5
 

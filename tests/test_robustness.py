@@ -16,7 +16,9 @@ from hypothesis import strategies as st
 
 import fastffn
 from fastffn import NLL, Linear, Sequential, SoftMax, hard
+from fastffn.layers import HIDDEN_ACTIVATIONS
 from fastffn.testing import KERNELS
+from fastffn.training import compilable
 
 from .test_training import Square, build, weights
 
@@ -301,3 +303,13 @@ def test_unwritable_cache_directory_still_works():
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == ["NullCache", "True"]
     assert "Error" not in result.stderr
+
+
+@pytest.mark.parametrize("activation", sorted(HIDDEN_ACTIVATIONS))
+def test_every_hidden_activation_saves_and_trains_compiled(tmp_path, activation):
+    model = build(fastffn, HIDDEN_ACTIVATIONS[activation].__name__, (2, 5, 2), backend="numba")
+    assert compilable(model)
+    fastffn.save(model, tmp_path / "m.npz")
+    loaded = fastffn.load(tmp_path / "m.npz")
+    assert [type(m) for m in loaded.modules] == [type(m) for m in model.modules]
+    np.testing.assert_array_equal(loaded.forward(X_HARD), model.forward(X_HARD))

@@ -17,7 +17,7 @@ import pytest
 
 from fastffn import hard, workloads
 from fastffn.backends import BACKENDS
-from fastffn.testing import KERNELS
+from fastffn.testing import KERNELS, TRAINING_TOLERANCE
 
 from .. import notebook
 
@@ -74,13 +74,15 @@ def test_notebook_job_verbatim(benchmark):
     model = measure(benchmark, run, "W1 notebook job 2-10-10-2 b=1 x10000", "notebook")
     ours = workloads.notebook_job("numba")()
     for m, m_ours in zip(model.modules[::2], ours.linear_layers, strict=True):
-        np.testing.assert_allclose(m.W, m_ours.W, rtol=1e-9, atol=1e-9)
+        np.testing.assert_allclose(m.W, m_ours.W, **TRAINING_TOLERANCE[m.W.dtype])
 
 
-def assert_same_weights(params, model, rtol):
+def assert_same_weights(params, model):
+    """JAX's weights against ours, to the training tolerance of their dtype."""
     for (W, W0), m in zip(params, model.linear_layers, strict=True):
-        np.testing.assert_allclose(np.asarray(W), m.W, rtol=rtol, atol=rtol)
-        np.testing.assert_allclose(np.asarray(W0), m.W0, rtol=rtol, atol=rtol)
+        tolerance = TRAINING_TOLERANCE[m.W.dtype]
+        np.testing.assert_allclose(np.asarray(W), m.W, **tolerance)
+        np.testing.assert_allclose(np.asarray(W0), m.W0, **tolerance)
 
 
 def test_notebook_job_jax(benchmark):
@@ -88,7 +90,7 @@ def test_notebook_job_jax(benchmark):
     pytest.importorskip("jax")
     run = workloads.notebook_job_jax()
     params = measure(benchmark, run, "W1 notebook job 2-10-10-2 b=1 x10000", "jax")
-    assert_same_weights(params, workloads.notebook_job("numba")(), rtol=1e-7)
+    assert_same_weights(params, workloads.notebook_job("numba")())
 
 
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
@@ -96,9 +98,7 @@ def test_mlp_epoch_jax(benchmark, dtype):
     pytest.importorskip("jax")
     run = workloads.mlp_epoch_jax(dtype)
     params = measure(benchmark, run, f"W2 MLP 784-256-256-10 b=128 epoch {dtype}", "jax")
-    assert_same_weights(
-        params, workloads.mlp_epoch("numba", dtype)(), rtol=1e-7 if dtype == "float64" else 1e-3
-    )
+    assert_same_weights(params, workloads.mlp_epoch("numba", dtype)())
 
 
 @pytest.mark.parametrize("path", ["numpy", "numba"])

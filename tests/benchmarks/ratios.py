@@ -1,6 +1,6 @@
 """Prints the numba/numpy speed-ups of a pytest-benchmark JSON file; exits 1 on a loss.
 
-Usage: python benchmarks/ratios.py benchmark.json
+Usage: python tests/benchmarks/ratios.py benchmark.json
 
 Each benchmark's extra_info names its workload and backend (or training path).
 Speed-ups compare minimum times measured in the same run, the least noisy
