@@ -3,8 +3,8 @@
 ``sgd`` checks the arguments once, chooses a runner, and runs the chunk/report
 loop. A runner takes SGD steps on samples the ``Samples`` stream draws:
 
-- ``CompiledRunner``: whole runs of steps in one jitted call (numba's
-  ``sgd_steps``), with no Python per step. Only for a model ``compilable`` says
+- ``CompiledRunner``: whole runs of steps in one jitted call
+  (``backends/compiled.py``), with no Python per step. Only for a model ``compilable`` says
   it gives what the Python methods would: built-in layers on the numba backend,
   no method of the user's own, no layer used twice, one dtype, ending in
   SoftMax and NLL. Importing numba happens here, only when it runs.
@@ -30,6 +30,10 @@ from .layers import NLL, Linear, SoftMax, is_builtin
 CHUNK_SECONDS = 0.1
 #: Most sample indices (steps times batch) drawn or run at once, to bound memory.
 MAX_INDICES = 1 << 20
+#: Sequential's methods a compiled run stands in for.
+METHODS = ("forward", "backward", "sgd_step", "print_accuracy")
+#: Data smaller than this (in numbers) are transposed by NumPy, not a compiled kernel.
+TRANSPOSE_MIN_SIZE = 1 << 16
 
 
 def sgd(
@@ -54,40 +58,42 @@ def sgd(
     if compiled and compilable(model):
         runner = CompiledRunner(model, X, Y)
     else:
-        runner = LayerRunner(model, X, Y)
+        runner = LayerRunner(model, X, Y, report)
     # Overflow is caught as a non-finite loss or gradient; NumPy need not warn too.
     with np.errstate(all="ignore"):
-        return _loop(model, runner, samples, X, Y, iters, lrate, report, every)
+        return _loop(runner, samples, iters, lrate, report, every)
 
 
-def _loop(model, runner, samples, X, Y, iters, lrate, report, every):
-    """Runs ``iters`` steps in chunks, stopping at each record point (it % every == 1)."""
+def _loop(runner, samples, iters, lrate, report, every):
+    """Runs ``iters`` steps in chunks of about CHUNK_SECONDS, recording at it % every == 1.
+
+    A callable ``report`` is called at its record's step (so the chunk stops
+    there); printed lines are printed after the chunk that recorded them.
+    """
     history, it, chunk = [], 0, 1
     while it < iters:
-        if every and it % every == 1 % every:
-            # As in the notebook: the accuracy before the step, the loss of the step.
-            try:
-                accuracy = model._accuracy(X, Y, runner.forward)
-            except NonFiniteError:  # the data are finite: a layer overflowed
-                raise diverged(it, np.nan) from None
-            loss = runner.steps(samples, 1, lrate, it)[0]
-            history.append((it, float(loss), float(accuracy)))
-            if report is True and overridden(model, "print_accuracy"):
-                model.print_accuracy(it, X, Y, loss, every)
-            elif report is True:  # what Sequential.print_accuracy prints, measured once
-                print_report(it, accuracy, loss)
-            elif report:
-                report(it, loss, accuracy)
-            it += 1
-            continue
-        stop = min(iters, it + (1 - it) % every) if every else iters
+        stop = iters
+        if callable(report) and report is not True and every:
+            stop = min(iters, it + (1 - it) % every + 1)  # up to the next record, included
         count = min(stop - it, chunk)
         start = time.perf_counter()
-        runner.steps(samples, count, lrate, it)
+        records = runner.steps(samples, count, lrate, it, every or 0)
         rate = count / max(time.perf_counter() - start, 1e-6)
         chunk = max(1, min(int(rate * CHUNK_SECONDS), MAX_INDICES // samples.batch_size))
         it += count
+        for record in records:
+            history.append(record)
+            if report is True:
+                if not runner.prints:  # what Sequential.print_accuracy prints
+                    print_report(record[0], record[2], record[1])
+            elif report:
+                report(*record)
     return history
+
+
+def is_record(it, every):
+    """Whether iteration ``it`` records (as the notebook's print_accuracy: it % every == 1)."""
+    return every > 0 and it % every == 1 % every
 
 
 class Samples:
@@ -140,7 +146,8 @@ def compilable(model):
         return False
     if len({id(m) for m in modules}) < len(modules):  # a layer used twice
         return False
-    if any(overridden(model, name) for name in ("forward", "backward", "sgd_step")):
+    # A method of the user's own may read what the loop does not keep (activations, gradients).
+    if any(overridden(model, name) for name in METHODS):
         return False
     return all((m.backend or backends.get_backend()) == "numba" for m in [*modules, loss])
 
@@ -148,7 +155,7 @@ def compilable(model):
 class LayerRunner:
     """The notebook's SGD step through the model's own methods: any model, any backend."""
 
-    def __init__(self, model, X, Y):
+    def __init__(self, model, X, Y, report):
         self.model, self.X, self.Y = model, X, Y
         # Sequential's own forward skips the data checks sgd made; a user's own runs as written.
         self.forward = model.forward if overridden(model, "forward") else model._forward
@@ -158,18 +165,28 @@ class LayerRunner:
         self.fused = (
             type(last) is SoftMax
             and is_builtin(last)
-            and type(model.loss) is NLL
-            and is_builtin(model.loss)
+            and type(loss) is NLL
+            and is_builtin(loss)
             and not overridden(model, "backward")
         )
+        # The notebook's sgd prints through print_accuracy: a user's own is called in its place.
+        self.prints = report is True and overridden(model, "print_accuracy")
 
-    def steps(self, samples, count, lrate, it):
-        """Takes ``count`` steps (it is the first one's iteration); returns their losses."""
-        X, Y = self.X, self.Y
-        return [self.step(X, Y, samples.take(1)[0], lrate, it + i) for i in range(count)]
+    def steps(self, samples, count, lrate, it, every):
+        """Takes ``count`` steps from iteration ``it``; returns the records among them.
 
-    def step(self, X, Y, columns, lrate, it):
-        model = self.model
+        Returns:
+            list: ``(iteration, loss, accuracy)`` for each step that records: the
+                loss of the step and the accuracy before its update, as the
+                notebook reports them.
+
+        """
+        records = [self.step(samples, lrate, i, every) for i in range(it, it + count)]
+        return [r for r in records if r is not None]
+
+    def step(self, samples, lrate, it, every):
+        model, X, Y = self.model, self.X, self.Y
+        columns = samples.take(1)[0]
         Xb, Yb = np.ascontiguousarray(X[:, columns]), np.ascontiguousarray(Y[:, columns])
         try:
             loss = self.loss_forward(self.forward(Xb), Yb)
@@ -184,56 +201,75 @@ class LayerRunner:
         grads = [g for m in model.linear_layers for g in (m.dLdW, m.dLdW0)]
         if not (np.isfinite(loss) and all_finite(grads)):
             raise diverged(it, loss)
+        record = None
+        if is_record(it, every):
+            try:
+                accuracy = model._accuracy(X, Y, self.forward)
+            except NonFiniteError:  # the data are finite: a layer overflowed
+                raise diverged(it, np.nan) from None
+            record = (it, float(loss), float(accuracy))
+            if self.prints:
+                model.print_accuracy(it, X, Y, loss, every)
         model.sgd_step(lrate)
-        return loss
+        return record
 
 
 class CompiledRunner:
-    """A model's layers as op codes and one flat weight buffer, for numba's ``sgd_steps``.
+    """A model as op codes, widths and one flat weight buffer, for ``backends.compiled``.
 
     The Linear layers' ``W`` and ``W0`` become views of a fresh buffer that the
     loop updates in place, so they see each step as it is taken, and arrays the
     user held before stay as they were (as the notebook's ``W = W - ...`` leaves them).
     """
 
-    def __init__(self, model, X, Y):
-        from .backends import numba as kernels  # imports numba: only here
+    prints = False
 
-        self.kernels = kernels
-        self.forward = model._forward
+    def __init__(self, model, X, Y):
+        from .backends import compiled  # imports numba: only here
+
+        self.train = compiled.train
         modules = model.modules
         self.ops = np.array(
-            [kernels.OPS.index("linear" if type(m) is Linear else m.kernel) for m in modules],
+            [compiled.OPS.index("linear" if type(m) is Linear else m.kernel) for m in modules],
             dtype=np.int64,
         )
-        self.shapes = np.zeros((len(modules), 3), dtype=np.int64)
         linear = model.linear_layers
+        self.widths = np.array([linear[0].m] + [0] * len(modules), dtype=np.int64)
+        self.woff = np.zeros(len(modules), dtype=np.int64)
         self.params = np.concatenate([a.ravel() for m in linear for a in (m.W, m.W0)])
-        width, offset = linear[0].m, 0
+        offset = 0
         for k, module in enumerate(modules):
-            if type(module) is not Linear:
-                self.shapes[k] = 0, width, 0
-                continue
-            m, n = module.W.shape
-            self.shapes[k] = m, n, offset
-            module._W = self.params[offset : offset + m * n].reshape(m, n)
-            module._W0 = self.params[offset + m * n : offset + m * n + n].reshape(n, 1)
-            offset += m * n + n
-            width = n
-        # The loop reads each sample's features together: one transpose per sgd call.
-        self.XT, self.YT = kernels.transposed(X), kernels.transposed(Y)
+            self.widths[k + 1] = self.widths[k]
+            if type(module) is Linear:
+                m, n = module.W.shape
+                self.widths[k + 1], self.woff[k] = n, offset
+                module._W = self.params[offset : offset + m * n].reshape(m, n)
+                module._W0 = self.params[offset + m * n : offset + m * n + n].reshape(n, 1)
+                offset += m * n + n
+        # The loop reads each sample's features together: one transpose per sgd call,
+        # compiled (and cache-blocked) only where the data are large enough to need it.
+        small = X.size < TRANSPOSE_MIN_SIZE
+        transpose = (lambda A: np.ascontiguousarray(A.T)) if small else compiled.transposed
+        self.XT, self.YT = transpose(X), transpose(Y)
 
-    def steps(self, samples, count, lrate, it):
-        """Takes ``count`` steps (it is the first one's iteration); returns their losses."""
+    def steps(self, samples, count, lrate, it, every):
+        """Takes ``count`` steps from iteration ``it``; returns the records among them (see
+        ``LayerRunner.steps``)."""
         indices = samples.take(count)
-        losses = np.full(count, np.nan, dtype=self.XT.dtype)
-        lrate = self.XT.dtype.type(lrate)
-        done = self.kernels.sgd_steps(
-            self.ops, self.shapes, self.params, self.XT, self.YT, indices, lrate, losses
-        )
+        dtype = self.XT.dtype
+        losses = np.full(count, np.nan, dtype=dtype)
+        hits = np.zeros(count, dtype=np.int64)
+        args = self.ops, self.widths, self.woff, self.params, self.XT, self.YT
+        lrate, tiny = dtype.type(lrate), np.finfo(dtype).tiny
+        done = self.train(*args, indices, lrate, tiny, losses, it, every, hits)
+        records = [
+            (i, float(losses[i - it]), hits[i - it] / len(self.XT))
+            for i in range(it, it + done)
+            if is_record(i, every)
+        ]
         if done < count:
-            raise diverged(it + done, losses[done])
-        return losses
+            raise diverged(it + done, np.nan if hits[done] < 0 else losses[done])
+        return records
 
 
 def print_report(it, acc, loss):

@@ -49,9 +49,11 @@ class _FunctionCache(caching.FunctionCache):
     _impl_class = _Impl
 
 
-def jit(func):
-    """``numba.njit``, cached on disk in ``cache_dir()`` where it can be written."""
-    dispatcher = numba.njit(func)
+def jit(func=None, **options):
+    """``numba.njit(**options)``, cached on disk in ``cache_dir()`` where it can be written."""
+    if func is None:
+        return lambda func: jit(func, **options)
+    dispatcher = numba.njit(**options)(func)
     try:
         dispatcher._cache = _FunctionCache(func)  # what njit(cache=True) does, relocated
     except RuntimeError:  # no writable cache directory: compile in memory
