@@ -20,8 +20,30 @@ class NotebookJob:
         self.run()
 
 
+class WidthTable:
+    """16-w-w-4 ReLU networks, 2,000 steps at batch 1 and 32, numba and (with the compare
+    extra) JAX's jit(fori_loop) of the same steps."""
+
+    params = (list(workloads.WIDTHS), list(workloads.WIDTH_BATCHES), ["numba", "jax"])
+    param_names = ("width", "batch", "library")
+    timeout = 180
+
+    def setup(self, width, batch, library):
+        try:
+            if library == "jax":
+                self.run = workloads.width_job_jax(width, batch)
+            else:
+                self.run = workloads.width_job(library, width, batch)
+        except ImportError:
+            raise NotImplementedError("JAX is not installed") from None
+
+    def time_sgd(self, width, batch, library):
+        self.run()
+
+
 class JAX:
-    """W1 and W2 in JAX (jax.jit over lax.fori_loop), where JAX is installed; not a dependency."""
+    """W1 and W2 in JAX (the compare extra): jax.jit over lax.fori_loop for W1, a jitted step
+    over sequential batches for W2."""
 
     params = (["notebook job", "MLP epoch float64", "MLP epoch float32"],)
     param_names = ("workload",)

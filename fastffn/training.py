@@ -3,8 +3,8 @@
 ``sgd`` checks the arguments once, chooses a runner, and runs the chunk/report
 loop. A runner takes SGD steps on samples the ``Samples`` stream draws:
 
-- ``CompiledRunner``: whole runs of steps in one jitted call
-  (``backends/compiled.py``), with no Python per step. Only for a model ``compilable`` says
+- ``CompiledRunner``: whole runs of steps in one jitted call (numba's
+  ``sgd_steps``), with no Python per step. Only for a model ``compilable`` says
   it gives what the Python methods would: built-in layers on the numba backend,
   no method of the user's own, no layer used twice, one dtype, ending in
   SoftMax and NLL. Importing numba happens here, only when it runs.
@@ -215,7 +215,7 @@ class LayerRunner:
 
 
 class CompiledRunner:
-    """A model as op codes, widths and one flat weight buffer, for ``backends.compiled``.
+    """A model's layers as op codes and one flat weight buffer, for numba's ``sgd_steps``.
 
     The Linear layers' ``W`` and ``W0`` become views of a fresh buffer that the
     loop updates in place, so they see each step as it is taken, and arrays the
@@ -225,51 +225,63 @@ class CompiledRunner:
     prints = False
 
     def __init__(self, model, X, Y):
-        from .backends import compiled  # imports numba: only here
+        from .backends import numba as kernels  # imports numba: only here
 
-        self.train = compiled.train
+        self.kernels, self.model, self.X, self.Y = kernels, model, X, Y
         modules = model.modules
         self.ops = np.array(
-            [compiled.OPS.index("linear" if type(m) is Linear else m.kernel) for m in modules],
+            [kernels.OPS.index("linear" if type(m) is Linear else m.kernel) for m in modules],
             dtype=np.int64,
         )
+        self.shapes = np.zeros((len(modules), 3), dtype=np.int64)
         linear = model.linear_layers
-        self.widths = np.array([linear[0].m] + [0] * len(modules), dtype=np.int64)
-        self.woff = np.zeros(len(modules), dtype=np.int64)
         self.params = np.concatenate([a.ravel() for m in linear for a in (m.W, m.W0)])
-        offset = 0
+        width, offset = linear[0].m, 0
         for k, module in enumerate(modules):
-            self.widths[k + 1] = self.widths[k]
-            if type(module) is Linear:
-                m, n = module.W.shape
-                self.widths[k + 1], self.woff[k] = n, offset
-                module._W = self.params[offset : offset + m * n].reshape(m, n)
-                module._W0 = self.params[offset + m * n : offset + m * n + n].reshape(n, 1)
-                offset += m * n + n
+            if type(module) is not Linear:
+                self.shapes[k] = 0, width, 0
+                continue
+            m, n = module.W.shape
+            self.shapes[k] = m, n, offset
+            module._W = self.params[offset : offset + m * n].reshape(m, n)
+            module._W0 = self.params[offset + m * n : offset + m * n + n].reshape(n, 1)
+            offset += m * n + n
+            width = n
         # The loop reads each sample's features together: one transpose per sgd call,
         # compiled (and cache-blocked) only where the data are large enough to need it.
         small = X.size < TRANSPOSE_MIN_SIZE
-        transpose = (lambda A: np.ascontiguousarray(A.T)) if small else compiled.transposed
+        transpose = (lambda A: np.ascontiguousarray(A.T)) if small else kernels.transposed
         self.XT, self.YT = transpose(X), transpose(Y)
 
     def steps(self, samples, count, lrate, it, every):
         """Takes ``count`` steps from iteration ``it``; returns the records among them (see
-        ``LayerRunner.steps``)."""
-        indices = samples.take(count)
-        dtype = self.XT.dtype
-        losses = np.full(count, np.nan, dtype=dtype)
-        hits = np.zeros(count, dtype=np.int64)
-        args = self.ops, self.widths, self.woff, self.params, self.XT, self.YT
-        lrate, tiny = dtype.type(lrate), np.finfo(dtype).tiny
-        done = self.train(*args, indices, lrate, tiny, losses, it, every, hits)
-        records = [
-            (i, float(losses[i - it]), hits[i - it] / len(self.XT))
-            for i in range(it, it + done)
-            if is_record(i, every)
-        ]
-        if done < count:
-            raise diverged(it + done, np.nan if hits[done] < 0 else losses[done])
+        ``LayerRunner.steps``). The loop stops at each record to measure the accuracy."""
+        records, end = [], it + count
+        while it < end:
+            if is_record(it, every):
+                try:
+                    accuracy = self.model._accuracy(self.X, self.Y)
+                except NonFiniteError:  # the data are finite: a layer overflowed
+                    raise diverged(it, np.nan) from None
+                records.append((it, float(self.run(samples, 1, lrate, it)[0]), float(accuracy)))
+                it += 1
+            else:
+                stop = min(end, it + (1 - it) % every) if every else end
+                self.run(samples, stop - it, lrate, it)
+                it = stop
         return records
+
+    def run(self, samples, count, lrate, it):
+        """Takes ``count`` steps compiled; returns their losses."""
+        indices = samples.take(count)
+        losses = np.full(count, np.nan, dtype=self.XT.dtype)
+        lrate = self.XT.dtype.type(lrate)
+        done = self.kernels.sgd_steps(
+            self.ops, self.shapes, self.params, self.XT, self.YT, indices, lrate, losses
+        )
+        if done < count:
+            raise diverged(it + done, losses[done])
+        return losses
 
 
 def print_report(it, acc, loss):

@@ -62,57 +62,121 @@ def notebook_job(path, iters=NOTEBOOK_ITERS, dtype=np.float64):
     return _trainer((2, 10, 10, 2), X, Y, path, dtype, iters, lrate=0.005)
 
 
-def jax_trainer(widths, X, Y, iters, lrate, batch_size=1):
-    """The same training in JAX, for comparison: ``jax.jit`` over ``lax.fori_loop``.
+def _jax():
+    """JAX, float64 on; ImportError where it is missing (``pip install 'fastffn[compare]'``)."""
+    import jax
+
+    jax.config.update("jax_enable_x64", True)
+    return jax
+
+
+def _jax_step(widths, X, lrate):
+    """JAX's SGD step on one batch of rows (x: b by d, y: b by k), the notebook's network."""
+    jax = _jax()
+    jnp = jax.numpy
+
+    def loss(params, x, y):
+        a = x
+        for k, (W, W0) in enumerate(params):
+            z = a @ W + W0
+            a = jax.nn.softmax(z, axis=1) if k == len(params) - 1 else jax.nn.relu(z)
+        return -jnp.sum(y * jnp.log(a))
+
+    def step(params, x, y):
+        grads = jax.grad(loss)(params, x, y)
+        return jax.tree_util.tree_map(lambda p, g: p - lrate * g, params, grads)
+
+    start = [
+        (jnp.asarray(m.W), jnp.asarray(m.W0.ravel()))
+        for m in network(widths, dtype=X.dtype).linear_layers
+    ]
+    return jax, step, start
+
+
+def jax_sgd(widths, X, Y, iters, lrate, batch_size=1):
+    """The same training in JAX: ``jax.jit`` over ``lax.fori_loop``, for comparison.
 
     The same initial weights and sample indices as ``_trainer`` draws, in X's
-    dtype, gradients by ``jax.grad``. JAX is not a dependency of fastffn: this
-    imports it and raises ImportError where it is missing.
+    dtype; JAX's data in its own n by d layout, prepared outside the timing, and
+    a batch of one taken by ``dynamic_slice`` (larger ones by ``take``).
 
     Returns:
         callable: ``run()`` trains and returns the list of (W, W0) pairs.
 
     """
-    import jax
-    import jax.numpy as jnp
-
-    jax.config.update("jax_enable_x64", True)
-    linear = network(widths, dtype=X.dtype).linear_layers
-    start = [(jnp.asarray(m.W), jnp.asarray(m.W0)) for m in linear]
+    jax, step, start = _jax_step(widths, X, lrate)
+    jnp, lax = jax.numpy, jax.lax
     np.random.seed(1)
     indices = jnp.asarray(np.random.randint(X.shape[1], size=(iters, batch_size)))
-    X, Y = jnp.asarray(X), jnp.asarray(Y)
+    rows, targets = jnp.asarray(X.T.copy()), jnp.asarray(Y.T.copy())
 
-    def loss(params, x, y):
-        a = x
-        for k, (W, W0) in enumerate(params):
-            z = W.T @ a + W0
-            a = jax.nn.softmax(z, axis=0) if k == len(params) - 1 else jax.nn.relu(z)
-        return -jnp.sum(y * jnp.log(a))
+    def batch(data, i):
+        if batch_size == 1:
+            return lax.dynamic_slice_in_dim(data, indices[i, 0], 1, axis=0)
+        return jnp.take(data, indices[i], axis=0)
 
     @jax.jit
-    def train(params, indices):
-        def step(i, params):
-            x, y = jnp.take(X, indices[i], axis=1), jnp.take(Y, indices[i], axis=1)
-            grads = jax.grad(loss)(params, x, y)
-            return jax.tree_util.tree_map(lambda p, g: p - lrate * g, params, grads)
+    def train(params):
+        def body(i, params):
+            return step(params, batch(rows, i), batch(targets, i))
 
-        return jax.lax.fori_loop(0, indices.shape[0], step, params)
+        return lax.fori_loop(0, iters, body, params)
 
-    jax.block_until_ready(train(start, indices))  # compiles
-    return lambda: jax.block_until_ready(train(start, indices))
+    jax.block_until_ready(train(start))  # compiles
+    return lambda: [(W, W0[:, None]) for W, W0 in jax.block_until_ready(train(start))]
 
 
 def notebook_job_jax(iters=NOTEBOOK_ITERS):
-    """W1 in JAX (see ``jax_trainer``)."""
+    """W1 in JAX (see ``jax_sgd``)."""
     X, Y = hard()
-    return jax_trainer((2, 10, 10, 2), X, Y, iters, 0.005)
+    return jax_sgd((2, 10, 10, 2), X, Y, iters, 0.005)
 
 
 def mlp_epoch_jax(dtype=np.float64, samples=MLP_SAMPLES):
-    """W2 in JAX (see ``jax_trainer``)."""
+    """W2 in JAX: ``jax.jit`` of one step, over sequential batches of an n by d array.
+
+    Returns:
+        callable: ``run()`` trains an epoch from the seeded weights; returns them.
+
+    """
     X, Y = mlp_data(dtype, samples)
-    return jax_trainer(MLP_WIDTHS, X, Y, samples // MLP_BATCH, 1e-3, MLP_BATCH)
+    jax, step, start = _jax_step(MLP_WIDTHS, X, 1e-3)
+    rows, targets = jax.numpy.asarray(X.T.copy()), jax.numpy.asarray(Y.T.copy())
+    step = jax.jit(step)
+    batches = [(k, k + MLP_BATCH) for k in range(0, samples - MLP_BATCH + 1, MLP_BATCH)]
+
+    def run():
+        params = start
+        for a, b in batches:
+            params = step(params, rows[a:b], targets[a:b])
+        return jax.block_until_ready(params)
+
+    run()  # compiles
+    return run
+
+
+#: The width table: 16-w-w-4 ReLU networks on blobs, this many steps at each batch size.
+WIDTHS, WIDTH_BATCHES, WIDTH_ITERS = (10, 32, 100, 256), (1, 32), 2000
+
+
+def width_data():
+    """The width table's data: blobs of 2,000 points, 16 features, 4 classes."""
+    from .datasets import blobs
+
+    return blobs(2000, 16, 4, seed=0)
+
+
+def width_job(path, width, batch_size):
+    """A 16-w-w-4 ReLU network, ``WIDTH_ITERS`` steps of ``batch_size`` on ``width_data()``."""
+    X, Y = width_data()
+    widths = (16, width, width, 4)
+    return _trainer(widths, X, Y, path, np.float64, WIDTH_ITERS, lrate=1e-3, batch_size=batch_size)
+
+
+def width_job_jax(width, batch_size):
+    """``width_job`` in JAX (see ``jax_sgd``)."""
+    X, Y = width_data()
+    return jax_sgd((16, width, width, 4), X, Y, WIDTH_ITERS, 1e-3, batch_size)
 
 
 def mlp_data(dtype=np.float64, samples=MLP_SAMPLES):

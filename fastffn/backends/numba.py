@@ -7,8 +7,9 @@ with the reference. Compilation is lazy (first call) and cached on disk in a
 per-user directory when it can be written (``_numba_cache``).
 
 Each kernel of the table allocates its result and hands the work to an
-``*_into`` function that writes into arrays it is given. The compiled training
-loop (``compiled.py``) does the same arithmetic on flat buffers.
+``*_into`` function that writes into arrays it is given; the compiled training
+loop (``fastffn.training``) calls those with buffers it allocates once, so both
+paths run the same arithmetic.
 
 Small matrix products are plain loops: for the notebook's 2-10-10-2 network a
 BLAS call costs more than the arithmetic. From ``BLAS_MIN_FLOPS`` on they go to
@@ -148,7 +149,7 @@ def relu_forward_into(Z, A):
     n, b = Z.shape
     for i in range(n):
         for j in range(b):
-            A[i, j] = 0 if Z[i, j] <= 0 else Z[i, j]  # NaN stays NaN, as in np.maximum
+            A[i, j] = max(Z.dtype.type(0), Z[i, j])
 
 
 @jit
@@ -356,3 +357,142 @@ def class_fun(Ypred):
             if Ypred[i, j] > Ypred[out[j], j]:
                 out[j] = i
     return out
+
+
+# --- the compiled SGD loop (fastffn.training packs a model for it) --------------
+# It lives beside the kernels it calls because Numba's cache is keyed on the
+# source file: an edit to a kernel must invalidate the cached loop too.
+
+#: The loop's op codes, one per kernel family: fastffn.training maps a Linear
+#: layer to "linear" and an activation to its kernel name.
+OPS = ("linear", "tanh", "relu", "sigmoid", "softmax")
+LINEAR, TANH, RELU, SIGMOID, SOFTMAX = range(len(OPS))
+
+
+@jit
+def activation_forward_into(op, Z, A):
+    """The forward kernel of activation ``op`` (an op code), from Z into A."""
+    if op == TANH:
+        tanh_forward_into(Z, A)
+    elif op == RELU:
+        relu_forward_into(Z, A)
+    elif op == SIGMOID:
+        sigmoid_forward_into(Z, A)
+    else:
+        softmax_forward_into(Z, A)
+
+
+@jit
+def activation_backward_into(op, A, dLdA, dLdZ):
+    """The backward kernel of elementwise activation ``op``, into dLdZ."""
+    if op == TANH:
+        tanh_backward_into(A, dLdA, dLdZ)
+    elif op == RELU:
+        relu_backward_into(A, dLdA, dLdZ)
+    else:
+        sigmoid_backward_into(A, dLdA, dLdZ)
+
+
+@jit
+def transposed(X):
+    """A C-contiguous copy of ``X.T``, copied in 32 by 32 tiles that stay in cache.
+
+    The loop reads samples as rows; for float32 this is about twice as fast as
+    ``np.ascontiguousarray(X.T)``.
+    """
+    d, n = X.shape
+    XT = np.empty((n, d), dtype=X.dtype)
+    for i0 in range(0, d, 32):
+        for j0 in range(0, n, 32):
+            for i in range(i0, min(i0 + 32, d)):
+                for j in range(j0, min(j0 + 32, n)):
+                    XT[j, i] = X[i, j]
+    return XT
+
+
+@jit
+def weights(params, m, n, offset):
+    """Views of W (m by n) and W0 (n by 1) at ``offset`` in params; empty if m is 0."""
+    bias = n if m else 0
+    W = params[offset : offset + m * n].reshape((m, n))
+    return W, params[offset + m * n : offset + m * n + bias].reshape((bias, 1))
+
+
+@jit
+def sgd_steps(ops, shapes, params, XT, YT, indices, lrate, losses):
+    """Runs ``len(indices)`` SGD steps, updating ``params`` in place.
+
+    Args:
+        ops (ndarray): The L module op codes (int64), the last one SOFTMAX.
+        shapes (ndarray): L by 3 int64: for a Linear module its m, n and the
+            offset of its W in params (W0 follows W); for others 0, the
+            width and 0.
+        params (ndarray): Every weight, flat, of the model's dtype.
+        XT (ndarray): The N by d transpose of the training points X, so that
+            each sample's features lie together in memory.
+        YT (ndarray): The N by k transpose of their one-hot classes Y.
+        indices (ndarray): An iters by b int64 matrix: the columns of each batch.
+        lrate (scalar): The step size, of the model's dtype.
+        losses (ndarray): An iters vector that receives each step's loss.
+
+    Returns:
+        int: The number of steps taken: all of them, or the index of the first
+            step whose loss or gradients were not finite (that step is not applied).
+
+    """
+    L = ops.size
+    b = indices.shape[1]
+    dtype = XT.dtype
+    m, n, offset = shapes[:, 0], shapes[:, 1], shapes[:, 2]
+
+    # Views into params (empty for activations), buffers for each module's output.
+    # grads mirrors params, so that one flat loop checks and applies every update.
+    grads = np.empty_like(params)
+    views = [weights(params, m[k], n[k], offset[k]) for k in range(L)]
+    W, W0 = [v[0] for v in views], [v[1] for v in views]
+    views = [weights(grads, m[k], n[k], offset[k]) for k in range(L)]
+    dW, dW0 = [v[0] for v in views], [v[1] for v in views]
+    out = [np.empty((n[k], b), dtype=dtype) for k in range(L)]
+    Xb = np.empty((XT.shape[1], b), dtype=dtype)
+    Yb = np.empty((YT.shape[1], b), dtype=dtype)
+    grad = [np.empty_like(Xb)] + [np.empty_like(out[k]) for k in range(L - 1)]  # by inputs
+
+    for it in range(indices.shape[0]):
+        for j in range(b):
+            t = indices[it, j]
+            for i in range(Xb.shape[0]):
+                Xb[i, j] = XT[t, i]
+            for i in range(Yb.shape[0]):
+                Yb[i, j] = YT[t, i]
+
+        A = Xb
+        for k in range(L):
+            op = ops[k]
+            if op == LINEAR:
+                linear_forward_into(W[k], W0[k], A, out[k])
+            else:
+                activation_forward_into(op, A, out[k])
+            A = out[k]
+
+        losses[it] = nll_forward(A, Yb)
+        if not np.isfinite(losses[it]):
+            return it
+
+        softmax_nll_backward_into(A, Yb, grad[L - 1])
+        for k in range(L - 2, -1, -1):
+            op, g = ops[k], grad[k + 1]  # g: the gradient by module k's output
+            A = Xb if k == 0 else out[k - 1]
+            if op == LINEAR:
+                matmul_nt_into(A, g, dW[k])
+                row_sums_into(g, dW0[k])
+                if k > 0:  # the gradient by the data is not needed
+                    matmul_nn_into(W[k], g, grad[k])
+            else:
+                activation_backward_into(op, out[k], g, grad[k])
+
+        for i in range(grads.size):
+            if not np.isfinite(grads[i]):
+                return it
+        for i in range(params.size):
+            params[i] -= lrate * grads[i]
+    return indices.shape[0]

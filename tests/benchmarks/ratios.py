@@ -4,7 +4,8 @@ Usage: python tests/benchmarks/ratios.py benchmark.json
 
 Each benchmark's extra_info names its workload and backend (or training path).
 Speed-ups compare minimum times measured in the same run, the least noisy
-statistic on a shared machine. A workload marked ``gate`` fails the run when
+statistic on a shared machine; "vs JAX" is numba's speed as a multiple of
+JAX's where JAX ran (the ``compare`` extra). A workload marked ``gate`` fails the run when
 the numba backend is slower than the numpy reference there.
 """
 
@@ -36,17 +37,23 @@ def main(path):
     with open(path) as f:
         rows = table(json.load(f)["benchmarks"])
     width = max(len(w) for w, _, _ in rows)
-    print(f"{'workload':<{width}}  {'numpy':>10}  {'numba':>10}  {'speed-up':>8}  other")
+    header = f"{'numpy':>10}  {'numba':>10}  {'speed-up':>8}  {'vs JAX':>7}  other"
+    print(f"{'workload':<{width}}  {header}")
     failures = []
     for workload, times, gate in rows:
-        reference, fast = times.get("numpy"), times.get("numba")
+        reference, fast, jax = times.get("numpy"), times.get("numba"), times.get("jax")
+        # numba's speed as a multiple of JAX's, measured in the same run.
+        versus_jax = f"{jax / fast:6.2f}x" if jax and fast else ""
         if reference is None or fast is None:
-            print(f"{workload:<{width}}  {'':>10}  {'':>10}  {'':>8}  {describe(times, None, ())}")
+            ms = f"{fast * 1e3:8.3g}ms" if fast else ""
+            others = describe(times, None, ("numba", "jax"))
+            print(f"{workload:<{width}}  {'':>10}  {ms:>10}  {'':>8}  {versus_jax:>7}  {others}")
             continue
         ratio = reference / fast
+        others = describe(times, reference, ("numpy", "numba", "jax"))
         print(
             f"{workload:<{width}}  {reference * 1e3:8.3g}ms  {fast * 1e3:8.3g}ms  "
-            f"{ratio:7.2f}x  {describe(times, reference)}"
+            f"{ratio:7.2f}x  {versus_jax:>7}  {others}"
         )
         if gate and ratio < 1:
             failures.append(f"{workload}: numba is {1 / ratio:.2f}x slower than numpy")

