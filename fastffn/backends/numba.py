@@ -496,3 +496,42 @@ def sgd_steps(ops, shapes, params, XT, YT, indices, lrate, losses):
         for i in range(params.size):
             params[i] -= lrate * grads[i]
     return indices.shape[0]
+
+
+@jit
+def correct(ops, shapes, params, XT, YT, block):
+    """How many samples the model classifies as their one-hot rows of YT say.
+
+    The forward pass of ``sgd_steps``, ``block`` samples at a time; the first
+    maximum wins, as in ``class_fun``.
+
+    Returns:
+        int: The count, or -1 if an output was not finite (the network overflowed).
+
+    """
+    L, N = ops.size, XT.shape[0]
+    m, n, offset = shapes[:, 0], shapes[:, 1], shapes[:, 2]
+    views = [weights(params, m[k], n[k], offset[k]) for k in range(L)]
+    W, W0 = [v[0] for v in views], [v[1] for v in views]
+    hits = 0
+    for start in range(0, N, block):
+        b = min(block, N - start)
+        A = np.ascontiguousarray(XT[start : start + b].T)
+        for k in range(L):
+            out = np.empty((n[k], b), dtype=XT.dtype)
+            if ops[k] == LINEAR:
+                linear_forward_into(W[k], W0[k], A, out)
+            else:
+                activation_forward_into(ops[k], A, out)
+            A = out
+        for j in range(b):
+            best, label = 0, 0
+            for i in range(A.shape[0]):
+                if not np.isfinite(A[i, j]):
+                    return -1
+                if A[i, j] > A[best, j]:
+                    best = i
+                if YT[start + j, i] > YT[start + j, label]:
+                    label = i
+            hits += best == label
+    return hits
