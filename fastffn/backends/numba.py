@@ -20,9 +20,12 @@ the general order there.
 
 import numpy as np
 
+from . import numpy as reference
 from ._numba_cache import jit
 
 BLAS_MIN_FLOPS = 32_768
+#: From this many numbers, NumPy's vectorised exp beats a jitted loop of scalar ones.
+SIMD_MIN_SIZE = 4096
 
 
 # --- matrix products into given arrays -----------------------------------------
@@ -257,12 +260,14 @@ def sgd_update(W, dLdW, lrate):
     return out
 
 
-@jit
 def tanh_forward(Z):
-    """Hyperbolic tangent of an n by b matrix."""
-    A = np.empty_like(Z)
-    tanh_forward_into(Z, A)
-    return A
+    """Hyperbolic tangent of an n by b matrix: NumPy's own, vectorised tanh.
+
+    A jitted loop calls a scalar tanh per element (Numba has no vector math
+    library since 0.62): 0.73-0.81x NumPy's at every size measured, 10 by 1 to
+    1024 by 1024. The compiled training loop still uses the loop, inside it.
+    """
+    return np.tanh(Z)
 
 
 @jit
@@ -305,9 +310,20 @@ def sigmoid_backward(A, dLdA):
     return dLdZ
 
 
-@jit
 def softmax_forward(Z):
-    """Column-wise softmax of n by b logits."""
+    """Column-wise softmax of n by b logits.
+
+    The jitted loop below ``SIMD_MIN_SIZE`` numbers (9x NumPy at 10 by 1); from
+    there the reference's code, whose vectorised exp wins (the loop: 0.95x at
+    10 by 1024, 0.67x at 256 by 128, 0.32x at 1024 by 1024).
+    """
+    if Z.size >= SIMD_MIN_SIZE:
+        return reference.softmax_forward(Z)
+    return _softmax_forward(Z)
+
+
+@jit
+def _softmax_forward(Z):
     A = np.empty_like(Z)
     softmax_forward_into(Z, A)
     return A
