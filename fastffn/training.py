@@ -30,8 +30,6 @@ from .layers import NLL, Linear, SoftMax, is_builtin
 CHUNK_SECONDS = 0.1
 #: Most sample indices (steps times batch) drawn or run at once, to bound memory.
 MAX_INDICES = 1 << 20
-#: Samples per forward pass when the compiled loop measures the accuracy.
-ACCURACY_BLOCK = 256
 #: Sequential's methods a compiled run stands in for.
 METHODS = ("forward", "backward", "sgd_step", "print_accuracy")
 #: Data smaller than this (in numbers) are transposed by NumPy, not a compiled kernel.
@@ -262,7 +260,7 @@ class CompiledRunner:
         while it < end:
             if is_record(it, every):
                 hits = self.kernels.correct(
-                    self.ops, self.shapes, self.params, self.XT, self.YT, ACCURACY_BLOCK
+                    self.ops, self.shapes, self.params, self.XT, self.YT, sequential.ACCURACY_BLOCK
                 )
                 if hits < 0:  # the data are finite: a layer overflowed
                     raise diverged(it, np.nan)
