@@ -247,8 +247,8 @@ class Sequential:
         forward = forward or self._forward
         cf = self.modules[-1].class_fun
         n, hits = X.shape[1], 0
-        for j in range(0, n, ACCURACY_BLOCK):
-            block = slice(j, j + ACCURACY_BLOCK) if n > ACCURACY_BLOCK else slice(None)
+        for j in range(0, n, ACCURACY_BLOCK):  # a block of all the columns is X itself
+            block = slice(j, j + ACCURACY_BLOCK)
             Xb, Yb = np.ascontiguousarray(X[:, block]), np.ascontiguousarray(Y[:, block])
             hits += np.count_nonzero(cf(forward(Xb)) == cf(Yb))
         return np.float64(hits / n)
@@ -265,7 +265,7 @@ class Sequential:
             every (int): Frequency to output statistics.
 
         """
-        if it % every == 1 % every:
+        if training.is_record(it, every):
             training.print_report(it, self.accuracy(X, Y), cur_loss)
 
 

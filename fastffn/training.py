@@ -73,8 +73,8 @@ def _loop(runner, samples, iters, lrate, report, every):
     history, it, chunk = [], 0, 1
     while it < iters:
         stop = iters
-        if callable(report) and report is not True and every:
-            stop = min(iters, it + (1 - it) % every + 1)  # up to the next record, included
+        if callable(report) and every:
+            stop = min(iters, next_record(it, every) + 1)  # up to the next record, included
         count = min(stop - it, chunk)
         start = time.perf_counter()
         records = runner.steps(samples, count, lrate, it, every or 0)
@@ -94,6 +94,11 @@ def _loop(runner, samples, iters, lrate, report, every):
 def is_record(it, every):
     """Whether iteration ``it`` records (as the notebook's print_accuracy: it % every == 1)."""
     return every > 0 and it % every == 1 % every
+
+
+def next_record(it, every):
+    """The first iteration from ``it`` on that records (``every`` > 0)."""
+    return it + (1 - it) % every
 
 
 class Samples:
@@ -227,7 +232,7 @@ class CompiledRunner:
     def __init__(self, model, X, Y):
         from .backends import numba as kernels  # imports numba: only here
 
-        self.kernels, self.model, self.X, self.Y = kernels, model, X, Y
+        self.kernels = kernels
         modules = model.modules
         self.ops = np.array(
             [kernels.OPS.index("linear" if type(m) is Linear else m.kernel) for m in modules],
@@ -268,7 +273,7 @@ class CompiledRunner:
                 records.append((it, float(self.run(samples, 1, lrate, it)[0]), float(accuracy)))
                 it += 1
             else:
-                stop = min(end, it + (1 - it) % every) if every else end
+                stop = min(end, next_record(it, every)) if every else end
                 self.run(samples, stop - it, lrate, it)
                 it = stop
         return records
