@@ -6,10 +6,8 @@ import numpy as np
 
 from . import backends, training
 from ._validation import NonFiniteError, all_finite, as_matrix, check_dtype, check_one_hot
+from .backends import ACCURACY_BLOCK
 from .layers import NLL, Activation, Layer, Linear, ReLU, SoftMax, is_builtin
-
-#: Columns per forward pass when measuring accuracy, so activations stay small.
-ACCURACY_BLOCK = 4096
 
 
 class Sequential:

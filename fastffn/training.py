@@ -259,36 +259,24 @@ class CompiledRunner:
         self.XT, self.YT = transpose(X), transpose(Y)
 
     def steps(self, samples, count, lrate, it, every):
-        """Takes ``count`` steps from iteration ``it``; returns the records among them (see
-        ``LayerRunner.steps``). The loop stops at each record to measure the accuracy."""
-        records, end = [], it + count
-        while it < end:
-            if is_record(it, every):
-                hits = self.kernels.correct(
-                    self.ops, self.shapes, self.params, self.XT, self.YT, sequential.ACCURACY_BLOCK
-                )
-                if hits < 0:  # the data are finite: a layer overflowed
-                    raise diverged(it, np.nan)
-                accuracy = np.float64(hits / self.XT.shape[0])
-                records.append((it, float(self.run(samples, 1, lrate, it)[0]), float(accuracy)))
-                it += 1
-            else:
-                stop = min(end, next_record(it, every)) if every else end
-                self.run(samples, stop - it, lrate, it)
-                it = stop
-        return records
-
-    def run(self, samples, count, lrate, it):
-        """Takes ``count`` steps compiled; returns their losses."""
+        """Takes ``count`` steps from iteration ``it``; returns the records among them
+        (see ``LayerRunner.steps``), whose accuracy the loop measures as it goes."""
         indices = samples.take(count)
-        losses = np.full(count, np.nan, dtype=self.XT.dtype)
-        lrate = self.XT.dtype.type(lrate)
-        done = self.kernels.sgd_steps(
-            self.ops, self.shapes, self.params, self.XT, self.YT, indices, lrate, losses
-        )
+        dtype = self.XT.dtype
+        losses = np.full(count, np.nan, dtype=dtype)
+        hits = np.zeros(count, dtype=np.int64)
+        model = (self.ops, self.shapes, self.params, self.XT, self.YT)
+        arguments = (*model, indices, dtype.type(lrate))
+        if samples.batch_size == 1:
+            tiny = np.finfo(dtype).tiny
+            done = self.kernels.column_steps(*arguments, tiny, losses, it, every, hits)
+        else:
+            done = self.kernels.sgd_steps(*arguments, losses, it, every, hits)
         if done < count:
-            raise diverged(it + done, losses[done])
-        return losses
+            raise diverged(it + done, np.nan if hits[done] < 0 else losses[done])
+        recorded = range(next_record(it, every) - it, count, every) if every else ()
+        size = self.XT.shape[0]
+        return [(it + i, float(losses[i]), float(hits[i] / size)) for i in recorded]
 
 
 def print_report(it, acc, loss):

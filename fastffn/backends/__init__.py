@@ -17,6 +17,8 @@ import importlib
 import os
 
 BACKENDS = ("numba", "numpy")
+#: Columns an accuracy pass runs at once, on every path: bounds its memory on large data.
+ACCURACY_BLOCK = 4096
 
 _default_backend = None  # read from FASTFFN_BACKEND on first use
 _block_backend = contextvars.ContextVar("fastffn_backend", default=None)

@@ -20,12 +20,17 @@ the general order there.
 
 import numpy as np
 
+from . import ACCURACY_BLOCK
 from . import numpy as reference
 from ._numba_cache import jit
 
 BLAS_MIN_FLOPS = 32_768
 #: From this many numbers, NumPy's vectorised exp beats a jitted loop of scalar ones.
 SIMD_MIN_SIZE = 4096
+#: Floating-point liberties the training loops take: sums in any order (reassoc)
+#: and fused multiply-adds (contract), so that reductions use SIMD lanes. Never
+#: nnan/ninf: the divergence checks rely on NaN and inf.
+FASTMATH = {"reassoc", "contract"}
 
 
 # --- matrix products into given arrays -----------------------------------------
@@ -435,7 +440,7 @@ def weights(params, m, n, offset):
 
 
 @jit
-def sgd_steps(ops, shapes, params, XT, YT, indices, lrate, losses):
+def sgd_steps(ops, shapes, params, XT, YT, indices, lrate, losses, first, every, hits):
     """Runs ``len(indices)`` SGD steps, updating ``params`` in place.
 
     Args:
@@ -450,10 +455,16 @@ def sgd_steps(ops, shapes, params, XT, YT, indices, lrate, losses):
         indices (ndarray): An iters by b int64 matrix: the columns of each batch.
         lrate (scalar): The step size, of the model's dtype.
         losses (ndarray): An iters vector that receives each step's loss.
+        first (int): The iteration number of the first step.
+        every (int): Steps whose number ``it`` has ``it % every == 1`` record
+            (0: none): ``hits[step]`` receives the count of training points
+            classified right before the step's update, -1 if an output overflowed.
+        hits (ndarray): An iters int64 vector for those counts.
 
     Returns:
         int: The number of steps taken: all of them, or the index of the first
-            step whose loss or gradients were not finite (that step is not applied).
+            step whose loss, gradients or accuracy were not finite (that step
+            is not applied).
 
     """
     L = ops.size
@@ -474,6 +485,10 @@ def sgd_steps(ops, shapes, params, XT, YT, indices, lrate, losses):
     grad = [np.empty_like(Xb)] + [np.empty_like(out[k]) for k in range(L - 1)]  # by inputs
 
     for it in range(indices.shape[0]):
+        if every and (first + it) % every == 1 % every:
+            hits[it] = correct(ops, shapes, params, XT, YT, ACCURACY_BLOCK)
+            if hits[it] < 0:
+                return it
         for j in range(b):
             t = indices[it, j]
             for i in range(Xb.shape[0]):
@@ -506,12 +521,156 @@ def sgd_steps(ops, shapes, params, XT, YT, indices, lrate, losses):
             else:
                 activation_backward_into(op, out[k], g, grad[k])
 
-        for i in range(grads.size):
-            if not np.isfinite(grads[i]):
-                return it
+        if not all_finite(grads):
+            return it
         for i in range(params.size):
             params[i] -= lrate * grads[i]
     return indices.shape[0]
+
+
+@jit(fastmath=FASTMATH)
+def all_finite(x):
+    """Whether every number of the vector x is finite, in one pass SIMD lanes can share."""
+    zero = x.dtype.type(0)
+    check = zero
+    for i in range(x.size):
+        check += x[i] * zero  # 0 for a finite number, NaN for inf or NaN, in any order
+    return check == zero
+
+
+# --- the one-sample loop: SGD at batch size 1 --------------------------------------
+# A step of a small network is a few hundred multiply-adds: what the general loop
+# spends on views, buffers and calls costs more. Here each module's output is one
+# row of a work array and each weight is read in place in params. The dot
+# products may be summed in any order (reassoc) and fused (contract), which lets
+# them use SIMD lanes; whole runs still agree with the reference to 1e-10
+# (tests/test_compiled.py).
+
+
+@jit(fastmath=FASTMATH)
+def column_forward(ops, shapes, params, XT, t, acts):
+    """The forward pass of sample t (row t of XT): module k's output into ``acts[k + 1, :n_k]``.
+
+    ``ops``, ``shapes`` and ``params`` as for ``sgd_steps``; ``acts`` is L + 1
+    by the widest module (or d); its row 0 receives the sample. Rows are indexed
+    in place, not taken as views: a view costs a reference count, which at this
+    size is as much as the arithmetic.
+    """
+    zero = params.dtype.type(0)
+    for i in range(XT.shape[1]):
+        acts[0, i] = XT[t, i]
+    for k in range(ops.size):
+        op, m, n, base = ops[k], shapes[k, 0], shapes[k, 1], shapes[k, 2]
+        if op == LINEAR:  # W.T @ a + W0, each row of W in memory order
+            for i in range(n):
+                acts[k + 1, i] = zero
+            for r in range(m):
+                row, a = base + r * n, acts[k, r]
+                for i in range(n):
+                    acts[k + 1, i] += params[row + i] * a
+            for i in range(n):
+                acts[k + 1, i] += params[base + m * n + i]
+        elif op == TANH:
+            for i in range(n):
+                acts[k + 1, i] = np.tanh(acts[k, i])
+        elif op == RELU:
+            for i in range(n):
+                acts[k + 1, i] = max(zero, acts[k, i])
+        elif op == SIGMOID:
+            for i in range(n):
+                acts[k + 1, i] = 1 / (1 + np.exp(-acts[k, i]))
+        else:
+            zmax = acts[k, 0]
+            for i in range(1, n):
+                zmax = max(zmax, acts[k, i])
+            total = zero
+            for i in range(n):
+                acts[k + 1, i] = np.exp(acts[k, i] - zmax)
+                total += acts[k + 1, i]
+            for i in range(n):
+                acts[k + 1, i] /= total
+
+
+@jit(fastmath=FASTMATH)
+def column_steps(ops, shapes, params, XT, YT, indices, lrate, tiny, losses, first, every, hits):
+    """``sgd_steps`` for batches of one sample (indices iters by 1), one column at a time.
+
+    ``tiny`` is the dtype's smallest normal number, the floor of the NLL's log.
+    """
+    L = ops.size
+    zero, one = params.dtype.type(0), params.dtype.type(1)
+    width = XT.shape[1]
+    for k in range(L):
+        width = max(width, shapes[k, 1])
+    acts = np.empty((L + 1, width), dtype=params.dtype)  # row k: module k's input
+    grad = np.empty((L + 1, width), dtype=params.dtype)  # row k: the gradient by it
+    grads = np.empty_like(params)
+
+    for it in range(indices.shape[0]):
+        if every and (first + it) % every == 1 % every:
+            hits[it] = column_correct(ops, shapes, params, XT, YT, acts)
+            if hits[it] < 0:
+                return it
+        t = indices[it, 0]
+        column_forward(ops, shapes, params, XT, t, acts)
+        loss, total = zero, zero
+        for i in range(YT.shape[1]):
+            loss -= YT[t, i] * np.log(max(acts[L, i], tiny))
+            total += YT[t, i]
+        losses[it] = loss
+        if not np.isfinite(loss):
+            return it
+
+        for i in range(YT.shape[1]):  # SoftMax and NLL together, as softmax_nll_backward
+            grad[L - 1, i] = acts[L, i] * total - YT[t, i]
+        for k in range(L - 2, -1, -1):
+            op, m, n, base = ops[k], shapes[k, 0], shapes[k, 1], shapes[k, 2]
+            if op == LINEAR:
+                for r in range(m):  # dW = a g.T, dW0 = g, and W g for the module before
+                    row, a = base + r * n, acts[k, r]
+                    for i in range(n):
+                        grads[row + i] = a * grad[k + 1, i]
+                for i in range(n):
+                    grads[base + m * n + i] = grad[k + 1, i]
+                if k > 0:
+                    for r in range(m):
+                        row, s = base + r * n, zero
+                        for i in range(n):
+                            s += params[row + i] * grad[k + 1, i]
+                        grad[k, r] = s
+            elif op == TANH:
+                for i in range(n):
+                    grad[k, i] = (one - acts[k + 1, i] ** 2) * grad[k + 1, i]
+            elif op == RELU:
+                for i in range(n):
+                    grad[k, i] = grad[k + 1, i] * (acts[k + 1, i] != 0)
+            else:
+                for i in range(n):
+                    grad[k, i] = acts[k + 1, i] * (one - acts[k + 1, i]) * grad[k + 1, i]
+
+        if not all_finite(grads):
+            return it
+        for i in range(params.size):
+            params[i] -= lrate * grads[i]
+    return indices.shape[0]
+
+
+@jit(fastmath=FASTMATH)
+def column_correct(ops, shapes, params, XT, YT, acts):
+    """``correct`` one sample at a time, in ``acts`` (see ``column_forward``)."""
+    hits, L = 0, ops.size
+    for t in range(XT.shape[0]):
+        column_forward(ops, shapes, params, XT, t, acts)
+        best, label = 0, 0
+        for i in range(YT.shape[1]):
+            if not np.isfinite(acts[L, i]):
+                return -1
+            if acts[L, i] > acts[L, best]:
+                best = i
+            if YT[t, i] > YT[t, label]:
+                label = i
+        hits += best == label
+    return hits
 
 
 @jit
