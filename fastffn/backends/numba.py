@@ -562,12 +562,13 @@ def column_forward(ops, shapes, params, XT, t, acts):
     for k in range(ops.size):
         op, m, n, base = ops[k], shapes[k, 0], shapes[k, 1], shapes[k, 2]
         if op == LINEAR:  # W.T @ a + W0, each row of W in memory order
+            W = params[base : base + m * n].reshape((m, n))
             for i in range(n):
                 acts[k + 1, i] = zero
             for r in range(m):
-                row, a = base + r * n, acts[k, r]
+                a = acts[k, r]
                 for i in range(n):
-                    acts[k + 1, i] += params[row + i] * a
+                    acts[k + 1, i] += W[r, i] * a
             for i in range(n):
                 acts[k + 1, i] += params[base + m * n + i]
         elif op == TANH:
@@ -626,17 +627,19 @@ def column_steps(ops, shapes, params, XT, YT, indices, lrate, tiny, losses, firs
         for k in range(L - 2, -1, -1):
             op, m, n, base = ops[k], shapes[k, 0], shapes[k, 1], shapes[k, 2]
             if op == LINEAR:
+                W = params[base : base + m * n].reshape((m, n))
+                dW = grads[base : base + m * n].reshape((m, n))
                 for r in range(m):  # dW = a g.T, dW0 = g, and W g for the module before
-                    row, a = base + r * n, acts[k, r]
+                    a = acts[k, r]
                     for i in range(n):
-                        grads[row + i] = a * grad[k + 1, i]
+                        dW[r, i] = a * grad[k + 1, i]
                 for i in range(n):
                     grads[base + m * n + i] = grad[k + 1, i]
                 if k > 0:
                     for r in range(m):
-                        row, s = base + r * n, zero
+                        s = zero
                         for i in range(n):
-                            s += params[row + i] * grad[k + 1, i]
+                            s += W[r, i] * grad[k + 1, i]
                         grad[k, r] = s
             elif op == TANH:
                 for i in range(n):
