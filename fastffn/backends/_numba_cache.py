@@ -9,6 +9,7 @@ equivalent on macOS and Windows). Where it cannot be written, kernels compile
 in memory for each process instead, without error.
 """
 
+import glob
 import os
 import sys
 
@@ -39,6 +40,22 @@ class _Locator(caching._SourceFileBackedLocatorMixin, caching._CacheLocator):
 
     def get_cache_path(self):
         return self._cache_path
+
+    def get_source_stamp(self):
+        """The contents of every module beside the function's own, not its file's alone.
+
+        Numba's own stamp is the function's file: a kernel compiled into a loop
+        of another file would stay cached after an edit. Here an edit to any
+        backend module recompiles them all.
+        """
+        folder = os.path.dirname(self._py_file)
+        paths = sorted(glob.glob(os.path.join(folder, "*.py")))
+        return tuple(caching._hash_source_file(p, *_stat(p)) for p in paths)
+
+
+def _stat(path):
+    st = os.stat(path)
+    return st.st_mtime, st.st_size
 
 
 class _Impl(caching.CompileResultCacheImpl):
