@@ -17,6 +17,7 @@ from .datasets import (
 from .layers import NLL, Layer, Linear, ReLU, Sigmoid, SoftMax, Tanh
 from .persistence import load, save
 from .sequential import Sequential
+from .sweeps import SweepResult, sweep
 
 __version__ = "0.1.0"
 
@@ -29,6 +30,8 @@ __all__ = [
     "SoftMax",
     "NLL",
     "Sequential",
+    "sweep",
+    "SweepResult",
     "NonFiniteError",
     "save",
     "load",

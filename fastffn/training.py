@@ -77,7 +77,11 @@ def _loop(runner, samples, iters, lrate, report, every):
             stop = min(iters, next_record(it, every) + 1)  # up to the next record, included
         count = min(stop - it, chunk)
         start = time.perf_counter()
-        records = runner.steps(samples, count, lrate, it, every or 0)
+        try:
+            records = runner.steps(samples, count, lrate, it, every or 0)
+        except Diverged as error:
+            error.history = history + error.history
+            raise
         rate = count / max(time.perf_counter() - start, 1e-6)
         chunk = max(1, min(int(rate * CHUNK_SECONDS), MAX_INDICES // samples.batch_size))
         it += count
@@ -186,8 +190,16 @@ class LayerRunner:
                 notebook reports them.
 
         """
-        records = [self.step(samples, lrate, i, every) for i in range(it, it + count)]
-        return [r for r in records if r is not None]
+        records = []
+        for i in range(it, it + count):
+            try:
+                record = self.step(samples, lrate, i, every)
+            except Diverged as error:
+                error.history = records
+                raise
+            if record is not None:
+                records.append(record)
+        return records
 
     def step(self, samples, lrate, it, every):
         model, X, Y = self.model, self.X, self.Y
@@ -196,7 +208,7 @@ class LayerRunner:
         try:
             loss = self.loss_forward(self.forward(Xb), Yb)
         except NonFiniteError:  # the data are finite: a layer's output overflowed
-            raise diverged(it, np.nan) from None
+            raise Diverged(it, np.nan) from None
         if self.fused:
             softmax = model.modules[-1]
             dLdZ = softmax.kernels.softmax_nll_backward(softmax.A, model.loss.Y)
@@ -205,13 +217,13 @@ class LayerRunner:
             model.backward(model.loss.backward())
         grads = [g for m in model.linear_layers for g in (m.dLdW, m.dLdW0)]
         if not (np.isfinite(loss) and all_finite(grads)):
-            raise diverged(it, loss)
+            raise Diverged(it, loss)
         record = None
         if is_record(it, every):
             try:
                 accuracy = model._accuracy(X, Y, self.forward)
             except NonFiniteError:  # the data are finite: a layer overflowed
-                raise diverged(it, np.nan) from None
+                raise Diverged(it, np.nan) from None
             record = (it, float(loss), float(accuracy))
             if self.prints:
                 model.print_accuracy(it, X, Y, loss, every)
@@ -233,30 +245,11 @@ class CompiledRunner:
         from .backends import numba as kernels  # imports numba: only here
 
         self.kernels = kernels
-        modules = model.modules
-        self.ops = np.array(
-            [kernels.OPS.index("linear" if type(m) is Linear else m.kernel) for m in modules],
-            dtype=np.int64,
-        )
-        self.shapes = np.zeros((len(modules), 3), dtype=np.int64)
-        linear = model.linear_layers
-        self.params = np.concatenate([a.ravel() for m in linear for a in (m.W, m.W0)])
-        width, offset = linear[0].m, 0
-        for k, module in enumerate(modules):
-            if type(module) is not Linear:
-                self.shapes[k] = 0, width, 0
-                continue
-            m, n = module.W.shape
-            self.shapes[k] = m, n, offset
-            module._W = self.params[offset : offset + m * n].reshape(m, n)
-            module._W0 = self.params[offset + m * n : offset + m * n + n].reshape(n, 1)
-            offset += m * n + n
-            width = n
+        self.ops, self.shapes, self.params = pack(model)
+        attach(model, self.shapes, self.params)
         # The loop reads each sample's features together: one transpose per sgd call,
         # compiled (and cache-blocked) only where the data are large enough to need it.
-        small = X.size < TRANSPOSE_MIN_SIZE
-        transpose = (lambda A: np.ascontiguousarray(A.T)) if small else kernels.transposed
-        self.XT, self.YT = transpose(X), transpose(Y)
+        self.XT, self.YT = samples_as_rows(X), samples_as_rows(Y)
 
     def steps(self, samples, count, lrate, it, every):
         """Takes ``count`` steps from iteration ``it``; returns the records among them
@@ -272,11 +265,58 @@ class CompiledRunner:
             done = self.kernels.column_steps(*arguments, tiny, losses, it, every, hits)
         else:
             done = self.kernels.sgd_steps(*arguments, losses, it, every, hits)
-        if done < count:
-            raise diverged(it + done, np.nan if hits[done] < 0 else losses[done])
-        recorded = range(next_record(it, every) - it, count, every) if every else ()
+        recorded = range(next_record(it, every) - it, min(done, count), every) if every else ()
         size = self.XT.shape[0]
-        return [(it + i, float(losses[i]), float(hits[i] / size)) for i in recorded]
+        records = [(it + i, float(losses[i]), float(hits[i] / size)) for i in recorded]
+        if done < count:
+            raise Diverged(it + done, np.nan if hits[done] < 0 else losses[done], records)
+        return records
+
+
+def pack(model):
+    """A compilable model as the compiled loops take it (see numba's ``sgd_steps``).
+
+    Returns:
+        tuple: The L op codes (int64), the L by 3 shapes (m, n and offset of W
+            for a Linear module; 0, width, 0 for others) and every weight in one
+            fresh flat array of the model's dtype.
+
+    """
+    from .backends.numba import OPS
+
+    modules, linear = model.modules, model.linear_layers
+    ops = [OPS.index("linear" if type(m) is Linear else m.kernel) for m in modules]
+    shapes = np.zeros((len(modules), 3), dtype=np.int64)
+    width, offset = linear[0].m, 0
+    for k, module in enumerate(modules):
+        if type(module) is Linear:
+            shapes[k] = *module.W.shape, offset
+            width = module.n
+            offset += module.W.size + module.n
+        else:
+            shapes[k] = 0, width, 0
+    params = np.concatenate([a.ravel() for m in linear for a in (m.W, m.W0)])
+    return np.array(ops, dtype=np.int64), shapes, params
+
+
+def attach(model, shapes, params):
+    """Makes the Linear layers' W and W0 views of ``params``, laid out as ``pack`` lays them."""
+    for module, (m, n, offset) in zip(model.modules, shapes, strict=True):
+        if type(module) is Linear:
+            module._W = params[offset : offset + m * n].reshape(m, n)
+            module._W0 = params[offset + m * n : offset + m * n + n].reshape(n, 1)
+
+
+def samples_as_rows(X):
+    """X (d by n) transposed into C order, each sample's features together, as the loops read them.
+
+    Small data by NumPy; larger by numba's cache-blocked ``transposed``.
+    """
+    if X.size < TRANSPOSE_MIN_SIZE:
+        return np.ascontiguousarray(X.T)
+    from .backends.numba import transposed
+
+    return transposed(X)
 
 
 def print_report(it, acc, loss):
@@ -284,8 +324,18 @@ def print_report(it, acc, loss):
     print("Iteration =", it, "\tAcc =", acc, "\tLoss =", loss, flush=True)
 
 
-def diverged(it, loss):
-    return FloatingPointError(
-        f"training diverged at iteration {it}: the loss ({loss}) or a gradient is not "
-        "finite; the model keeps its weights from before that step (try a smaller lrate)"
-    )
+class Diverged(FloatingPointError):
+    """Training stopped at a step whose loss, gradients or outputs were not finite.
+
+    Attributes:
+        iteration (int): That step; the model keeps its weights from before it.
+        history (list): The records of the steps before it.
+
+    """
+
+    def __init__(self, it, loss, history=()):
+        super().__init__(
+            f"training diverged at iteration {it}: the loss ({loss}) or a gradient is not "
+            "finite; the model keeps its weights from before that step (try a smaller lrate)"
+        )
+        self.iteration, self.history = it, list(history)

@@ -1,0 +1,367 @@
+"""Many models in one call: grids of learning rates, seeds and batch sizes.
+
+``sweep`` builds every model of the grid as one run after another would (the
+global random state seeded, the model built, its samples drawn), then trains
+them together: models of one architecture and batch size in one compiled call
+of ``backends.numba_sweep``, their weights side by side so that SIMD lanes and
+cores work across models, here or on the workers of a Dask cluster. A grid
+whose models the compiled loop cannot run (``training.compilable``) is trained
+one model after another through ``Sequential.sgd``. Either way each model ends
+as training it alone leaves it.
+"""
+
+import itertools
+import math
+import sys
+import threading
+import time
+
+import numpy as np
+
+from . import training
+from ._validation import as_count, as_step_size
+from .sequential import Sequential
+
+#: The grid's axes, in the order of its product (the last varies fastest).
+AXES = ("lrate", "seed", "batch_size")
+#: The parallel loop of Numba's default threading layer must not be entered by
+#: two threads at once: one sweep trains at a time in a process.
+_PARALLEL = threading.Lock()
+#: Seeding, building and drawing use NumPy's global state: one sweep at a time.
+_GLOBAL_STATE = threading.Lock()
+
+
+def sweep(
+    build, X, Y, *, iters, lrate, seed=None, batch_size=1, every=250, report=False, client=None
+):
+    """Trains one model for each configuration of a grid; each as if trained alone.
+
+    Configuration c gives the model that
+    ``np.random.seed(s); net = build(); net.sgd(X, Y, iters, lr, batch_size=b, report=False)``
+    gives (``seed=None``: no seeding, the global state drawn from as one run
+    after another would draw from it).
+
+    Args:
+        build (callable): Takes no argument, returns a new ``Sequential``. Every
+            model it returns has the same layers, widths and dtype.
+        X (ndarray): The d by n training points.
+        Y (ndarray): Their k by n one-hot classes.
+        iters (int): SGD steps for each model.
+        lrate (float or list): The step size, or a list of them.
+        seed (int, None or list): A seed of NumPy's global state before each
+            build, or a list of them.
+        batch_size (int or list): Samples a step, or a list of them.
+        every (int or None): Each model's history records the step's loss and
+            the accuracy before its update at every iteration ``it`` with
+            ``it % every == 1`` (as ``Sequential.sgd``); None records nothing.
+        report (bool or callable): True prints progress to stderr; a callable
+            is called as ``report(steps_done, steps_total)``, steps counted over
+            all models.
+        client (dask.distributed.Client or None): Trains groups of models on
+            the cluster's workers instead of this process's cores.
+
+    Returns:
+        SweepResult: The models in grid order (``AXES``' product, the last axis
+            varying fastest), their configurations and histories.
+
+    """
+    iters = as_count("iters", iters, minimum=0)
+    every = None if every is None else as_count("every", every)
+    if not callable(build):
+        raise TypeError(f"build must be a callable returning a Sequential, got {build!r}")
+    if not (isinstance(report, bool) or callable(report)):
+        raise TypeError(f"report must be True, False or a callable, got {report!r}")
+    configs = grid(lrate=lrate, seed=seed, batch_size=batch_size)
+    _check_client(client)
+    progress = _progress(report, iters * len(configs))
+    with _GLOBAL_STATE:
+        first = _build(build, configs[0])
+        X, Y = first.check_data(X, Y)
+        if not training.compilable(first):
+            return _one_after_another(build, first, X, Y, configs, iters, every, progress)
+        models, draws = [first], [_draw(X, iters, configs[0])]
+        for config in configs[1:]:
+            models.append(_build(build, config, like=first))
+            draws.append(_draw(X, iters, config))
+    result = SweepResult(configs)
+    XT, YT = training.samples_as_rows(X), training.samples_as_rows(Y)
+    for b in dict.fromkeys(c["batch_size"] for c in configs):
+        chosen = [i for i, c in enumerate(configs) if c["batch_size"] == b]
+        groups = Groups([models[i] for i in chosen], [draws[i] for i in chosen], configs, chosen)
+        groups.train(XT, YT, iters, every, progress, client)
+        groups.unpack(result, chosen, X.shape[1])
+    return result
+
+
+def grid(**axes):
+    """The configurations of a grid: one dict a combination, in ``AXES``' product order.
+
+    Each axis takes a value or a list (or tuple) of them; learning rates must be
+    finite and positive, seeds None or integers, batch sizes integers from 1.
+    """
+    checks = {
+        "lrate": lambda v: as_step_size("lrate", v),
+        "seed": lambda v: None if v is None else as_count("seed", v, minimum=0),
+        "batch_size": lambda v: as_count("batch_size", v),
+    }
+    values = {}
+    for name in AXES:
+        value = axes[name]
+        if isinstance(value, (list, tuple, range, np.ndarray)):
+            if len(value) == 0:
+                raise ValueError(f"{name} must be a value or a non-empty list, got {value!r}")
+            values[name] = [checks[name](v) for v in value]
+        else:
+            values[name] = [checks[name](value)]
+    return [dict(zip(AXES, c, strict=True)) for c in itertools.product(*values.values())]
+
+
+def _check_client(client):
+    if client is None:
+        return
+    status = getattr(client, "status", None)
+    if status is None or not hasattr(client, "submit"):
+        raise TypeError(f"client must be a dask.distributed.Client or None, got {client!r}")
+    if status != "running":
+        raise ValueError(f"client must be a running dask.distributed.Client, got one {status}")
+
+
+def _build(build, config, like=None):
+    """Seeds the global state as ``config`` says, then builds a model (checked against ``like``)."""
+    if config["seed"] is not None:
+        np.random.seed(config["seed"])
+    model = build()
+    if not isinstance(model, Sequential):
+        raise TypeError(f"build must return a Sequential, got {model!r}")
+    if like is not None and architecture(model) != architecture(like):
+        raise ValueError(
+            "build must return models of one architecture: got "
+            f"{architecture(model)} after {architecture(like)}"
+        )
+    return model
+
+
+def architecture(model):
+    """What models trained together share: module types, weight shapes and dtypes."""
+    return tuple(
+        (type(m).__name__, *((m.W.shape, m.W.dtype.name) if hasattr(m, "W") else ()))
+        for m in [*model.modules, model.loss]
+    )
+
+
+def _draw(X, iters, config):
+    """The model's iters by batch_size sample columns, drawn as ``Sequential.sgd`` draws them."""
+    return np.random.randint(X.shape[1], size=(iters, config["batch_size"]), dtype=np.int64)
+
+
+def _progress(report, total):
+    """A function of the steps just done that reports them as ``report`` asks."""
+    done = 0
+
+    def advance(steps):
+        nonlocal done
+        done += steps
+        if report is True:
+            print(f"sweep: {done}/{total} steps", file=sys.stderr, flush=True)
+        elif report:
+            report(done, total)
+
+    return advance
+
+
+def _one_after_another(build, first, X, Y, configs, iters, every, progress):
+    """The grid through ``Sequential.sgd``, one model at a time (models it cannot compile)."""
+    result = SweepResult(configs)
+    for c, config in enumerate(configs):
+        model = first if c == 0 else _build(build, config, like=first)
+        history, stopped = [], None
+        try:
+            history = model.sgd(
+                X, Y, iters, config["lrate"], batch_size=config["batch_size"],
+                report=False, every=every,
+            )  # fmt: skip
+        except training.Diverged as error:  # the model keeps its weights from before
+            stopped = error.iteration
+            history = error.history
+        result.set(c, model, history, stopped, np.nan if stopped else model.accuracy(X, Y))
+        progress(iters)
+    return result
+
+
+class Groups:
+    """Models of one architecture and batch size, packed for ``numba_sweep.many_steps``.
+
+    Their weights side by side: G groups of M models (the last group padded
+    with copies of its last model, whose results are dropped).
+    """
+
+    def __init__(self, models, draws, configs, chosen):
+        from .backends import numba_sweep
+
+        count = len(models)
+        self.M = numba_sweep.LANES
+        self.G = math.ceil(count / self.M)
+        slots = [min(i, count - 1) for i in range(self.G * self.M)]  # padding repeats the last
+        packed = [training.pack(m) for m in models]
+        self.ops, self.shapes = packed[0][0], packed[0][1]
+        dtype = packed[0][2].dtype
+        self.params = side_by_side([packed[i][2] for i in slots], self.G)
+        self.indices = side_by_side([draws[i] for i in slots], self.G)
+        lrates = [configs[chosen[i]]["lrate"] for i in slots]
+        self.lrates = np.array(lrates, dtype=dtype).reshape(self.G, self.M)
+        self.count, self.models = count, models
+
+    def train(self, XT, YT, iters, every, progress, client):
+        """Runs every step; the outputs land in this object's arrays."""
+        records = len(range(1 % every, iters, every)) if every else 0
+        arrays = (self.ops, self.shapes, self.params, XT, YT, self.indices, self.lrates)
+        if client is None:
+            per_model = lambda steps: progress(steps * self.count)  # noqa: E731
+            out = _train_here(*arrays, every or 0, records, per_model)
+        else:
+            futures = [
+                client.submit(_train_groups, *self._split(arrays, g), every or 0, records)
+                for g in range(self.G)
+            ]
+            parts = [future.result() for future in futures]
+            out = tuple(np.concatenate(p) for p in zip(*parts, strict=True))
+            progress(iters * self.count)
+        self.params, self.rec_losses, self.rec_hits, self.stopped, self.hits = out
+        self.every = every
+
+    def _split(self, arrays, g):
+        ops, shapes, params, XT, YT, indices, lrates = arrays
+        one = slice(g, g + 1)
+        return ops, shapes, params[one], XT, YT, indices[one], lrates[one]
+
+    def unpack(self, result, chosen, n):
+        """Sets each model's weights and fills its rows of ``result``."""
+        every = self.every
+        for i, c in enumerate(chosen):
+            g, q = divmod(i, self.M)
+            model = self.models[i]
+            training.attach(model, self.shapes, self.params[g, :, q].copy())
+            stopped = int(self.stopped[g, q])
+            history = []
+            for r in range(self.rec_losses.shape[1]):
+                it = 1 % every + r * every
+                if stopped >= 0 and it >= stopped:
+                    break
+                accuracy = self.rec_hits[g, r, q] / n
+                history.append((it, float(self.rec_losses[g, r, q]), float(accuracy)))
+            result.set(c, model, history, None if stopped < 0 else stopped, self.hits[g, q] / n)
+
+
+def side_by_side(arrays, groups):
+    """Equal arrays of S models as G groups of S / G models, the model axis last in memory.
+
+    Returns:
+        ndarray: G by (the arrays' shape) by S / G, C-contiguous.
+
+    """
+    stacked = np.stack(arrays, axis=-1)
+    shape = stacked.shape[:-1]
+    grouped = stacked.reshape(*shape, groups, -1)
+    return np.ascontiguousarray(np.moveaxis(grouped, -2, 0))
+
+
+def _outputs(params, indices, records):
+    G, _, M = params.shape
+    dtype = params.dtype
+    return (
+        np.full((G, records, M), np.nan, dtype=dtype),
+        np.zeros((G, records, M), dtype=np.int64),
+        np.full((G, M), -1, dtype=np.int64),
+    )
+
+
+def _train_here(ops, shapes, params, XT, YT, indices, lrates, every, records, progress):
+    """``many_steps`` over all the steps, in chunks of about ``training.CHUNK_SECONDS``
+    (progress between them, Ctrl-C lands there); then the final accuracies."""
+    from .backends import numba_sweep
+
+    rec_losses, rec_hits, stopped = _outputs(params, indices, records)
+    tiny = np.finfo(params.dtype).tiny
+    iters, G, M = indices.shape[1], params.shape[0], params.shape[2]
+    it, chunk = 0, 1
+    while it < iters:
+        count = min(chunk, iters - it)
+        start = time.perf_counter()
+        with _PARALLEL:
+            numba_sweep.many_steps(
+                ops, shapes, params, XT, YT, indices[:, it : it + count], lrates, tiny, it,
+                every, rec_losses, rec_hits, stopped,
+            )  # fmt: skip
+        rate = count / max(time.perf_counter() - start, 1e-6)
+        chunk = max(1, int(rate * training.CHUNK_SECONDS))
+        it += count
+        progress(count)
+    hits = np.zeros((G, M), dtype=np.int64)
+    with _PARALLEL:
+        numba_sweep.many_correct(ops, shapes, params, XT, YT, indices.shape[2], hits)
+    return params, rec_losses, rec_hits, stopped, hits
+
+
+def _train_groups(ops, shapes, params, XT, YT, indices, lrates, every, records):
+    """``_train_here`` on a Dask worker: its results instead of progress."""
+    return _train_here(ops, shapes, params, XT, YT, indices, lrates, every, records, lambda s: None)
+
+
+class SweepResult:
+    """The models of a sweep and how their training went, in grid order.
+
+    Attributes:
+        models (list): The trained ``Sequential`` models.
+        configs (list): Each model's configuration, a dict with keys ``AXES``.
+        histories (list): Each model's ``(iteration, loss, accuracy)`` records.
+        stopped (list): The iteration at which a model's loss or gradients
+            stopped being finite (its weights are those from before), else None.
+        accuracies (list): Each model's final accuracy on the training data
+            (NaN where it stopped).
+
+    """
+
+    def __init__(self, configs):
+        self.configs, size = configs, len(configs)
+        self.models, self.histories = [None] * size, [None] * size
+        self.stopped, self.accuracies = [None] * size, [None] * size
+
+    def set(self, c, model, history, stopped, accuracy):
+        self.models[c], self.histories[c], self.stopped[c] = model, history, stopped
+        self.accuracies[c] = float(accuracy) if stopped is None else np.nan
+
+    def __len__(self):
+        return len(self.models)
+
+    @property
+    def losses(self):
+        """Each model's loss at its last record (NaN where there is none)."""
+        return [h[-1][1] if h else np.nan for h in self.histories]
+
+    def best(self):
+        """The index of the most accurate model (the first on ties; stopped ones last)."""
+        return min(range(len(self)), key=lambda c: -np.nan_to_num(self.accuracies[c], nan=-1))
+
+    def table(self, best_first=False):
+        """The grid as text: one row a model (configuration, last recorded loss, accuracy).
+
+        Args:
+            best_first (bool): Sorts by final accuracy, highest first, instead
+                of grid order.
+
+        """
+        order = list(range(len(self)))
+        if best_first:
+            order.sort(key=lambda c: -np.nan_to_num(self.accuracies[c], nan=-1))
+        lines = [f"{'lrate':>10} {'seed':>6} {'batch':>6} {'loss':>12} {'accuracy':>9}"]
+        for c in order:
+            config, stopped = self.configs[c], self.stopped[c]
+            accuracy = f"{self.accuracies[c]:9.4f}" if stopped is None else f"stopped at {stopped}"
+            lines.append(
+                f"{config['lrate']:>10.4g} {config['seed']!s:>6} {config['batch_size']:>6} "
+                f"{self.losses[c]:>12.6g} {accuracy:>9}"
+            )
+        return "\n".join(lines)
+
+    def __str__(self):
+        return self.table()

@@ -1,0 +1,190 @@
+"""fastffn.sweep: every model of a grid as training it alone leaves it."""
+
+import itertools
+import threading
+
+import numpy as np
+import pytest
+
+import fastffn
+from fastffn import NLL, Linear, ReLU, Sequential, SoftMax, Tanh, hard
+from fastffn.testing import TRAINING_TOLERANCE
+
+from .test_compiled import PlainReLU, blobs
+from .test_training import weights
+
+
+def builder(dtype=np.float64, hidden=ReLU, widths=(3, 7, 5, 3)):
+    def build():
+        modules = []
+        for m, n in itertools.pairwise(widths):
+            modules += [Linear(m, n), hidden()]
+        model = Sequential([*modules[:-1], SoftMax()], NLL())
+        for layer in model.linear_layers:
+            layer.W = layer.W.astype(dtype)
+        return model
+
+    return build
+
+
+def alone(build, X, Y, iters, config, every=250):
+    """What the sweep promises for one configuration: sgd on a model built alone."""
+    if config["seed"] is not None:
+        np.random.seed(config["seed"])
+    model = build()
+    try:
+        history = model.sgd(
+            X, Y, iters, config["lrate"], batch_size=config["batch_size"], report=False, every=every
+        )
+        stopped = None
+    except FloatingPointError as error:
+        history, stopped = error.history, error.iteration
+    return model, history, stopped
+
+
+def assert_same(result, c, expected, dtype=np.float64):
+    model, history, stopped = expected
+    tolerance = TRAINING_TOLERANCE[np.dtype(dtype)]
+    for w, w_alone in zip(weights(result.models[c]), weights(model), strict=True):
+        assert w.dtype == dtype
+        np.testing.assert_allclose(w, w_alone, **tolerance)
+    assert result.stopped[c] == stopped
+    assert [h[0] for h in result.histories[c]] == [h[0] for h in history]
+    for (_, loss, acc), (_, loss_alone, acc_alone) in zip(
+        result.histories[c], history, strict=True
+    ):
+        assert acc == acc_alone
+        assert loss == pytest.approx(loss_alone, rel=tolerance["rtol"] * 100, abs=tolerance["atol"])
+
+
+@pytest.mark.parametrize("batch_size", [1, [1, 4]])
+def test_every_model_equals_training_it_alone(batch_size, dtype):
+    X, Y = blobs()
+    build = builder(dtype)
+    lrates, seeds, iters = [0.003, 0.01, 0.03], [0, 5, 7], 600
+    result = fastffn.sweep(
+        build, X, Y, iters=iters, lrate=lrates, seed=seeds, batch_size=batch_size, every=100
+    )
+    sizes = batch_size if isinstance(batch_size, list) else [batch_size]
+    assert len(result) == len(lrates) * len(seeds) * len(sizes)
+    for c, config in enumerate(result.configs):  # the product, the last axis fastest
+        lrate, rest = divmod(c, len(seeds) * len(sizes))
+        seed, size = divmod(rest, len(sizes))
+        assert config == {"lrate": lrates[lrate], "seed": seeds[seed], "batch_size": sizes[size]}
+        assert_same(result, c, alone(build, X, Y, iters, config, every=100), dtype)
+
+
+def test_tanh_and_seed_none_draw_from_the_global_state_in_turn():
+    X, Y = blobs()
+    build = builder(hidden=Tanh)
+    np.random.seed(3)
+    result = fastffn.sweep(build, X, Y, iters=300, lrate=[0.01, 0.02, 0.05])
+    after = np.random.randint(1 << 30)
+    np.random.seed(3)
+    for c, config in enumerate(result.configs):
+        assert config["seed"] is None
+        assert_same(result, c, alone(build, X, Y, 300, config))
+    assert np.random.randint(1 << 30) == after  # the state left as one run after another
+
+
+def test_a_diverging_model_stops_alone_and_the_others_go_on():
+    X, Y = hard()
+    build = builder(widths=(2, 10, 10, 2))
+    result = fastffn.sweep(build, X, Y, iters=500, lrate=[0.005, 1e200], seed=1, every=1)
+    assert result.stopped[0] is None and result.stopped[1] is not None
+    for c, config in enumerate(result.configs):
+        assert_same(result, c, alone(build, X, Y, 500, config, every=1))
+    assert np.isnan(result.accuracies[1]) and "stopped at" in result.table()
+
+
+def test_models_the_loop_cannot_run_train_one_after_another_with_the_same_results():
+    X, Y = hard()
+
+    def build():
+        return Sequential([Linear(2, 6), PlainReLU(), Linear(6, 2), SoftMax()], NLL())
+
+    result = fastffn.sweep(build, X, Y, iters=300, lrate=[0.01, 0.02], seed=[0, 1])
+    for c, config in enumerate(result.configs):
+        assert_same(result, c, alone(build, X, Y, 300, config))
+
+
+def test_the_table_and_the_best_model():
+    X, Y = hard()
+    result = fastffn.sweep(builder(widths=(2, 10, 2)), X, Y, iters=2000, lrate=[1e-5, 0.01], seed=0)
+    assert result.accuracies[1] > result.accuracies[0]
+    assert result.best() == 1
+    lines = result.table(best_first=True).splitlines()
+    assert "lrate" in lines[0] and lines[1].split()[0] == "0.01" and len(lines) == 3
+    assert str(result) == result.table()
+
+
+def test_progress_is_reported():
+    X, Y = hard()
+    calls = []
+    fastffn.sweep(
+        builder(widths=(2, 4, 2)), X, Y, iters=50, lrate=[0.01, 0.02],
+        report=lambda done, total: calls.append((done, total)),
+    )  # fmt: skip
+    assert calls and calls[-1] == (100, 100)
+
+
+def test_sweeps_from_two_threads_at_once_give_the_results_of_one():
+    X, Y = hard()
+    build = builder(widths=(2, 10, 10, 2))
+    kwargs = {"iters": 2000, "lrate": [0.005, 0.01, 0.02], "seed": [0, 1, 2, 3]}
+    expected = fastffn.sweep(build, X, Y, **kwargs)
+    results = [None, None]
+
+    def run(i):
+        results[i] = fastffn.sweep(build, X, Y, **kwargs)
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for result in results:
+        for a, b in zip(result.models, expected.models, strict=True):
+            for w, w_expected in zip(weights(a), weights(b), strict=True):
+                np.testing.assert_array_equal(w, w_expected)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "words"),
+    [
+        ({"lrate": []}, ValueError, "lrate must be a value or a non-empty list"),
+        ({"lrate": [0.1, 0.0]}, ValueError, "lrate"),
+        ({"lrate": -1.0}, ValueError, "lrate"),
+        ({"lrate": 0.1, "seed": [-1]}, ValueError, "seed"),
+        ({"lrate": 0.1, "batch_size": [1, 0]}, ValueError, "batch_size"),
+        ({"lrate": 0.1, "iters": -1}, ValueError, "iters"),
+        ({"lrate": 0.1, "build": lambda: "model"}, TypeError, "build must return a Sequential"),
+        ({"lrate": 0.1, "build": 3}, TypeError, "build must be a callable"),
+        ({"lrate": 0.1, "client": object()}, TypeError, "client must be"),
+        ({"lrate": 0.1, "report": "yes"}, TypeError, "report must be"),
+    ],
+)
+def test_bad_arguments_are_named(kwargs, error, words):
+    X, Y = hard()
+    arguments = {"build": builder(widths=(2, 4, 2)), "iters": 10, **kwargs}
+    build = arguments.pop("build")
+    with pytest.raises(error, match=words):
+        fastffn.sweep(build, X, Y, **arguments)
+
+
+def test_models_of_different_architectures_are_refused():
+    X, Y = hard()
+    widths = iter([4, 5])
+
+    def build():
+        width = next(widths)
+        return Sequential([Linear(2, width), ReLU(), Linear(width, 2), SoftMax()], NLL())
+
+    with pytest.raises(ValueError, match="one architecture"):
+        fastffn.sweep(build, X, Y, iters=10, lrate=[0.1, 0.2])
+
+
+def test_data_that_do_not_fit_the_model_are_refused():
+    X, Y = blobs()
+    with pytest.raises(ValueError, match="X"):
+        fastffn.sweep(builder(widths=(2, 4, 3)), X, Y, iters=10, lrate=0.1)
