@@ -116,3 +116,26 @@ class Agreement:
             tuple(w for m in models[b].linear_layers for w in (m.W, m.W0)) for b in models
         )
         return worst_difference(fast, reference, TRAINING_TOLERANCE)
+
+
+class Sweep:
+    """W5: a learning-rate sweep of the notebook's job (seed 0), 10,000 steps at batch 1:
+    fastffn.sweep, one model after another, and (the compare extra) JAX's jit(vmap(fori_loop))."""
+
+    params = (list(workloads.SWEEP_MODELS), ["sweep", "one after another", "jax"])
+    param_names = ("models", "path")
+    timeout = 300
+
+    def setup(self, models, path):
+        if path == "one after another" and models > 16:
+            raise NotImplementedError("minutes: the 16-model row compares")
+        try:
+            if path == "jax":
+                self.run = workloads.sweep_job_jax(models)
+            else:
+                self.run = workloads.sweep_job(path, models)
+        except ImportError:
+            raise NotImplementedError("JAX is not installed") from None
+
+    def time_sweep(self, models, path):
+        self.run()

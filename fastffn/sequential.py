@@ -272,7 +272,8 @@ def network(widths, seed=0, backend=None, dtype=np.float64, activation=ReLU):
 
     Args:
         widths (tuple): Layer widths from inputs to classes, e.g. (2, 10, 10, 2).
-        seed (int): Seed of NumPy's global random state for the weights.
+        seed (int or None): Seed of NumPy's global random state for the weights;
+            None draws them from the state as it is.
         backend (str): ``"numba"``, ``"numpy"`` or None for the default.
         dtype (dtype): float64 or float32.
         activation (type): The layer after each hidden Linear layer, e.g. ReLU or Tanh.
@@ -281,7 +282,8 @@ def network(widths, seed=0, backend=None, dtype=np.float64, activation=ReLU):
         Sequential: The model.
 
     """
-    np.random.seed(seed)
+    if seed is not None:
+        np.random.seed(seed)
     modules = []
     for m, n in itertools.pairwise(widths):
         modules += [Linear(m, n, dtype=dtype), activation()]

@@ -7,6 +7,8 @@ arguments that does the timed work once and returns its result. Preparation
 includes a first call, so that compilation never lands in a timed round.
 """
 
+import functools
+
 import numpy as np
 
 from . import hard
@@ -70,8 +72,9 @@ def _jax():
     return jax
 
 
-def _jax_step(widths, X, lrate):
-    """JAX's SGD step on one batch of rows (x: b by d, y: b by k), the notebook's network."""
+def _jax_step(widths, X, model=None):
+    """JAX's SGD step ``step(params, x, y, lrate)`` on one batch of rows (x: b by d, y: b
+    by k), the notebook's network, and its start: ``model``'s weights (default: seeded)."""
     jax = _jax()
     jnp = jax.numpy
 
@@ -82,14 +85,12 @@ def _jax_step(widths, X, lrate):
             a = jax.nn.softmax(z, axis=1) if k == len(params) - 1 else jax.nn.relu(z)
         return -jnp.sum(y * jnp.log(a))
 
-    def step(params, x, y):
+    def step(params, x, y, lrate):
         grads = jax.grad(loss)(params, x, y)
         return jax.tree_util.tree_map(lambda p, g: p - lrate * g, params, grads)
 
-    start = [
-        (jnp.asarray(m.W), jnp.asarray(m.W0.ravel()))
-        for m in network(widths, dtype=X.dtype).linear_layers
-    ]
+    model = model or network(widths, dtype=X.dtype)
+    start = [(jnp.asarray(m.W), jnp.asarray(m.W0.ravel())) for m in model.linear_layers]
     return jax, step, start
 
 
@@ -104,7 +105,7 @@ def jax_sgd(widths, X, Y, iters, lrate, batch_size=1):
         callable: ``run()`` trains and returns the list of (W, W0) pairs.
 
     """
-    jax, step, start = _jax_step(widths, X, lrate)
+    jax, step, start = _jax_step(widths, X)
     jnp, lax = jax.numpy, jax.lax
     np.random.seed(1)
     indices = jnp.asarray(np.random.randint(X.shape[1], size=(iters, batch_size)))
@@ -118,7 +119,7 @@ def jax_sgd(widths, X, Y, iters, lrate, batch_size=1):
     @jax.jit
     def train(params):
         def body(i, params):
-            return step(params, batch(rows, i), batch(targets, i))
+            return step(params, batch(rows, i), batch(targets, i), lrate)
 
         return lax.fori_loop(0, iters, body, params)
 
@@ -140,9 +141,9 @@ def mlp_epoch_jax(dtype=np.float64, samples=MLP_SAMPLES):
 
     """
     X, Y = mlp_data(dtype, samples)
-    jax, step, start = _jax_step(MLP_WIDTHS, X, 1e-3)
+    jax, step, start = _jax_step(MLP_WIDTHS, X)
     rows, targets = jax.numpy.asarray(X.T.copy()), jax.numpy.asarray(Y.T.copy())
-    step = jax.jit(step)
+    step = jax.jit(functools.partial(step, lrate=1e-3))
     batches = [(k, k + MLP_BATCH) for k in range(0, samples - MLP_BATCH + 1, MLP_BATCH)]
 
     def run():
@@ -150,6 +151,89 @@ def mlp_epoch_jax(dtype=np.float64, samples=MLP_SAMPLES):
         for a, b in batches:
             params = step(params, rows[a:b], targets[a:b])
         return jax.block_until_ready(params)
+
+    run()  # compiles
+    return run
+
+
+#: W5, a learning-rate sweep: the notebook's job for this many learning rates, seed 0.
+SWEEP_MODELS = (16, 256)
+
+
+def sweep_lrates(models):
+    """W5's learning rates: ``models`` of them, log-spaced from 1e-3 to 5e-2."""
+    return list(np.geomspace(1e-3, 5e-2, models))
+
+
+def _notebook_model():
+    return network((2, 10, 10, 2), seed=None)
+
+
+def sweep_job(path, models=16, iters=NOTEBOOK_ITERS):
+    """W5: ``models`` copies of the notebook's job, one learning rate each, seed 0.
+
+    Args:
+        path (str): ``"sweep"`` (``fastffn.sweep``, all at once) or ``"one after
+            another"`` (``Sequential.sgd`` for each, as a loop over the grid would).
+        models (int): Learning rates in the grid.
+        iters (int): SGD steps for each model.
+
+    Returns:
+        callable: ``run()`` trains them and returns the list of models.
+
+    """
+    from .sweeps import sweep
+
+    X, Y = hard()
+    lrates = sweep_lrates(models)
+
+    def one_after_another(iters):
+        trained = []
+        for lrate in lrates:
+            np.random.seed(0)
+            model = _notebook_model()
+            model.sgd(X, Y, iters, lrate, report=False, every=None)
+            trained.append(model)
+        return trained
+
+    def together(iters):
+        return sweep(_notebook_model, X, Y, iters=iters, lrate=lrates, seed=0, every=None).models
+
+    train = together if path == "sweep" else one_after_another
+    train(2)  # compiles
+    return lambda: train(iters)
+
+
+def sweep_job_jax(models=16, iters=NOTEBOOK_ITERS):
+    """W5 in JAX: ``jax.jit(jax.vmap(train))`` over the learning rates, each train a
+    ``lax.fori_loop`` as ``jax_sgd``'s; the same initial weights and samples.
+
+    Returns:
+        callable: ``run()`` trains and returns the stacked (W, W0) pairs.
+
+    """
+    X, _ = hard()
+    np.random.seed(0)
+    model = _notebook_model()
+    indices = np.random.randint(X.shape[1], size=(iters, 1))
+    jax, step, start = _jax_step((2, 10, 10, 2), X, model)
+    jnp, lax = jax.numpy, jax.lax
+    rows, targets = jnp.asarray(X.T.copy()), jnp.asarray(hard()[1].T.copy())
+    indices = jnp.asarray(indices)
+
+    def train(lrate):
+        def body(i, params):
+            x = lax.dynamic_slice_in_dim(rows, indices[i, 0], 1, axis=0)
+            y = lax.dynamic_slice_in_dim(targets, indices[i, 0], 1, axis=0)
+            return step(params, x, y, lrate)
+
+        return lax.fori_loop(0, iters, body, start)
+
+    run_all = jax.jit(jax.vmap(train))
+    lrates = jnp.asarray(sweep_lrates(models))
+
+    def run():
+        return jax.block_until_ready(run_all(lrates))
 
     run()  # compiles
     return run

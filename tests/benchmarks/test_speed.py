@@ -159,3 +159,26 @@ def test_softmax_layer_backward(benchmark, path):
         benchmark, lambda: layer.backward(dLdA), "W3 SoftMax.backward n=100 b=128", path
     )
     np.testing.assert_allclose(result, expected.backward(dLdA), **TRAINING_TOLERANCE[result.dtype])
+
+
+@pytest.mark.parametrize("path", ["sweep", "one after another", "jax"])
+@pytest.mark.parametrize("models", workloads.SWEEP_MODELS)
+def test_sweep(benchmark, models, path):
+    """W5: a learning-rate sweep of the notebook's job; JAX's jit(vmap(fori_loop)) where
+    JAX is installed. The 256-model grid is not run one after another (minutes)."""
+    if path == "jax":
+        pytest.importorskip("jax")
+        run = workloads.sweep_job_jax(models)
+    elif path == "one after another" and models > 16:
+        pytest.skip("256 models one after another take minutes; the 16-model row compares")
+    else:
+        run = workloads.sweep_job(path, models)
+    backend = "numba" if path == "sweep" else path  # the table's "numba" column: fastffn.sweep
+    result = measure(benchmark, run, f"W5 sweep of {models} notebook jobs x10000", backend)
+    if path == "jax":
+        ours = workloads.sweep_job("sweep", models)()
+        for q in (0, models - 1):
+            one = [(W[q], W0[q][:, None]) for W, W0 in result]
+            assert_same_weights(one, ours[q])
+    else:
+        assert len(result) == models
