@@ -87,7 +87,8 @@ def sweep(
     XT, YT = training.samples_as_rows(X), training.samples_as_rows(Y)
     for b in dict.fromkeys(c["batch_size"] for c in configs):
         chosen = [i for i, c in enumerate(configs) if c["batch_size"] == b]
-        groups = Groups([models[i] for i in chosen], [draws[i] for i in chosen], configs, chosen)
+        lrates = [configs[i]["lrate"] for i in chosen]
+        groups = Groups([models[i] for i in chosen], [draws[i] for i in chosen], lrates)
         groups.train(XT, YT, iters, every, progress, client)
         groups.unpack(result, chosen, X.shape[1])
     return result
@@ -183,7 +184,8 @@ def _one_after_another(build, first, X, Y, configs, iters, every, progress):
         except training.Diverged as error:  # the model keeps its weights from before
             stopped = error.iteration
             history = error.history
-        result.set(c, model, history, stopped, np.nan if stopped else model.accuracy(X, Y))
+        accuracy = None if stopped is not None else model.accuracy(X, Y)  # stopped: NaN
+        result.set(c, model, history, stopped, accuracy)
         progress(iters)
     return result
 
@@ -195,7 +197,7 @@ class Groups:
     with copies of its last model, whose results are dropped).
     """
 
-    def __init__(self, models, draws, configs, chosen):
+    def __init__(self, models, draws, lrates):
         from .backends import numba_sweep
 
         count = len(models)
@@ -207,13 +209,12 @@ class Groups:
         dtype = packed[0][2].dtype
         self.params = side_by_side([packed[i][2] for i in slots], self.G)
         self.indices = side_by_side([draws[i] for i in slots], self.G)
-        lrates = [configs[chosen[i]]["lrate"] for i in slots]
-        self.lrates = np.array(lrates, dtype=dtype).reshape(self.G, self.M)
+        self.lrates = np.array([lrates[i] for i in slots], dtype=dtype).reshape(self.G, self.M)
         self.count, self.models = count, models
 
     def train(self, XT, YT, iters, every, progress, client):
         """Runs every step; the outputs land in this object's arrays."""
-        records = len(range(1 % every, iters, every)) if every else 0
+        records = len(range(training.next_record(0, every), iters, every)) if every else 0
         arrays = (self.ops, self.shapes, self.params, XT, YT, self.indices, self.lrates)
         if client is None:
             per_model = lambda steps: progress(steps * self.count)  # noqa: E731
@@ -244,7 +245,7 @@ class Groups:
             stopped = int(self.stopped[g, q])
             history = []
             for r in range(self.rec_losses.shape[1]):
-                it = 1 % every + r * every
+                it = training.next_record(0, every) + r * every
                 if stopped >= 0 and it >= stopped:
                     break
                 accuracy = self.rec_hits[g, r, q] / n
@@ -265,7 +266,7 @@ def side_by_side(arrays, groups):
     return np.ascontiguousarray(np.moveaxis(grouped, -2, 0))
 
 
-def _outputs(params, indices, records):
+def _outputs(params, records):
     G, _, M = params.shape
     dtype = params.dtype
     return (
@@ -280,7 +281,7 @@ def _train_here(ops, shapes, params, XT, YT, indices, lrates, every, records, pr
     (progress between them, Ctrl-C lands there); then the final accuracies."""
     from .backends import numba_sweep
 
-    rec_losses, rec_hits, stopped = _outputs(params, indices, records)
+    rec_losses, rec_hits, stopped = _outputs(params, records)
     tiny = np.finfo(params.dtype).tiny
     iters, G, M = indices.shape[1], params.shape[0], params.shape[2]
     it, chunk = 0, 1

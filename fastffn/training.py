@@ -242,7 +242,7 @@ class CompiledRunner:
     prints = False
 
     def __init__(self, model, X, Y):
-        from .backends import numba as kernels  # imports numba: only here
+        from .backends import numba as kernels  # numba is imported only where a model compiles
 
         self.kernels = kernels
         self.ops, self.shapes, self.params = pack(model)

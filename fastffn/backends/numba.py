@@ -147,9 +147,10 @@ def tanh_forward_into(Z, A):
 @jit
 def tanh_backward_into(A, dLdA, dLdZ):
     n, b = A.shape
+    one = A.dtype.type(1)  # a Python 1 would promote float32 to float64
     for i in range(n):
         for j in range(b):
-            dLdZ[i, j] = (1 - A[i, j] ** 2) * dLdA[i, j]
+            dLdZ[i, j] = (one - A[i, j] ** 2) * dLdA[i, j]
 
 
 @jit
@@ -171,17 +172,19 @@ def relu_backward_into(A, dLdA, dLdZ):
 @jit
 def sigmoid_forward_into(Z, A):
     n, b = Z.shape
+    one = Z.dtype.type(1)  # a Python 1 would promote float32 to float64
     for i in range(n):
         for j in range(b):
-            A[i, j] = 1 / (1 + np.exp(-Z[i, j]))
+            A[i, j] = one / (one + np.exp(-Z[i, j]))
 
 
 @jit
 def sigmoid_backward_into(A, dLdA, dLdZ):
     n, b = A.shape
+    one = A.dtype.type(1)  # a Python 1 would promote float32 to float64
     for i in range(n):
         for j in range(b):
-            dLdZ[i, j] = A[i, j] * (1 - A[i, j]) * dLdA[i, j]
+            dLdZ[i, j] = A[i, j] * (one - A[i, j]) * dLdA[i, j]
 
 
 @jit
@@ -556,7 +559,7 @@ def column_forward(ops, shapes, params, XT, t, acts):
     in place, not taken as views: a view costs a reference count, which at this
     size is as much as the arithmetic.
     """
-    zero = params.dtype.type(0)
+    zero, one = params.dtype.type(0), params.dtype.type(1)
     for i in range(XT.shape[1]):
         acts[0, i] = XT[t, i]
     for k in range(ops.size):
@@ -579,7 +582,7 @@ def column_forward(ops, shapes, params, XT, t, acts):
                 acts[k + 1, i] = max(zero, acts[k, i])
         elif op == SIGMOID:
             for i in range(n):
-                acts[k + 1, i] = 1 / (1 + np.exp(-acts[k, i]))
+                acts[k + 1, i] = one / (one + np.exp(-acts[k, i]))
         else:
             zmax = acts[k, 0]
             for i in range(1, n):
@@ -600,9 +603,7 @@ def column_steps(ops, shapes, params, XT, YT, indices, lrate, tiny, losses, firs
     """
     L = ops.size
     zero, one = params.dtype.type(0), params.dtype.type(1)
-    width = XT.shape[1]
-    for k in range(L):
-        width = max(width, shapes[k, 1])
+    width = max(XT.shape[1], shapes[:, 1].max())
     acts = np.empty((L + 1, width), dtype=params.dtype)  # row k: module k's input
     grad = np.empty((L + 1, width), dtype=params.dtype)  # row k: the gradient by it
     grads = np.empty_like(params)

@@ -269,7 +269,5 @@ def work(ops, shapes, XT, b, M):
     Allocated in a function of its own: one allocated in a ``prange`` body may
     be hoisted out of it and shared between threads.
     """
-    width = XT.shape[1]
-    for k in range(ops.size):
-        width = max(width, shapes[k, 1])
+    width = max(XT.shape[1], shapes[:, 1].max())
     return np.empty((ops.size + 1, width, b, M), dtype=XT.dtype)
