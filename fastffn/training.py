@@ -232,7 +232,7 @@ class LayerRunner:
 
 
 class CompiledRunner:
-    """A model's layers as op codes and one flat weight buffer, for numba's ``sgd_steps``.
+    """A model's layers as op codes and one flat weight buffer, for ``numba_loop.sgd_steps``.
 
     The Linear layers' ``W`` and ``W0`` become views of a fresh buffer that the
     loop updates in place, so they see each step as it is taken, and arrays the
@@ -242,9 +242,9 @@ class CompiledRunner:
     prints = False
 
     def __init__(self, model, X, Y):
-        from .backends import numba as kernels  # numba is imported only where a model compiles
+        from .backends import numba_loop  # numba is imported only where a model compiles
 
-        self.kernels = kernels
+        self.loop = numba_loop
         self.ops, self.shapes, self.params = pack(model)
         attach(model, self.shapes, self.params)
         # The loop reads each sample's features together: one transpose per sgd call,
@@ -262,9 +262,9 @@ class CompiledRunner:
         arguments = (*model, indices, dtype.type(lrate))
         if samples.batch_size == 1:
             tiny = np.finfo(dtype).tiny
-            done = self.kernels.column_steps(*arguments, tiny, losses, it, every, hits)
+            done = self.loop.column_steps(*arguments, tiny, losses, it, every, hits)
         else:
-            done = self.kernels.sgd_steps(*arguments, losses, it, every, hits)
+            done = self.loop.sgd_steps(*arguments, losses, it, every, hits)
         recorded = range(next_record(it, every) - it, min(done, count), every) if every else ()
         size = self.XT.shape[0]
         records = [(it + i, float(losses[i]), float(hits[i] / size)) for i in recorded]
@@ -274,7 +274,7 @@ class CompiledRunner:
 
 
 def pack(model):
-    """A compilable model as the compiled loops take it (see numba's ``sgd_steps``).
+    """A compilable model as the compiled loops take it (see ``numba_loop.sgd_steps``).
 
     Returns:
         tuple: The L op codes (int64), the L by 3 shapes (m, n and offset of W
@@ -282,7 +282,7 @@ def pack(model):
             fresh flat array of the model's dtype.
 
     """
-    from .backends.numba import OPS
+    from .backends.numba_loop import OPS
 
     modules, linear = model.modules, model.linear_layers
     ops = [OPS.index("linear" if type(m) is Linear else m.kernel) for m in modules]
@@ -314,7 +314,7 @@ def samples_as_rows(X):
     """
     if X.size < TRANSPOSE_MIN_SIZE:
         return np.ascontiguousarray(X.T)
-    from .backends.numba import transposed
+    from .backends.numba_loop import transposed
 
     return transposed(X)
 

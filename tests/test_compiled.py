@@ -8,7 +8,7 @@ import pytest
 
 import fastffn
 from fastffn import NLL, Layer, Linear, Sequential, SoftMax, Tanh, hard
-from fastffn.backends.numba import transposed
+from fastffn.backends.numba_loop import transposed
 from fastffn.testing import TRAINING_TOLERANCE
 from fastffn.training import compilable
 

@@ -6,7 +6,7 @@ several models; groups of models run on separate cores (``prange``). Each
 model's arithmetic is the one-model loop's, summed in the same order along a
 column: its numbers are those of training it alone, within the tolerance.
 
-Shapes (G groups of M models, P weights a model, as ``numba.sgd_steps`` lays
+Shapes (G groups of M models, P weights a model, as ``numba_loop.sgd_steps`` lays
 them out; L modules; b samples a batch):
 
 - ``params``: G by P by M, updated in place;
@@ -24,7 +24,7 @@ import numba
 import numpy as np
 
 from ._numba_cache import jit
-from .numba import LINEAR, RELU, SIGMOID, TANH
+from .numba_loop import LINEAR, RELU, SIGMOID, TANH
 
 #: Models side by side in a group (M): a constant, so that the compiler unrolls
 #: every loop over models into whole SIMD registers (two of AVX2's for float64).

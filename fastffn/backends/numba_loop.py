@@ -1,0 +1,361 @@
+"""The compiled training loops: many SGD steps in one call to jitted code.
+
+``sgd_steps`` runs any batch size on the kernels of ``numba.py`` (their
+``*_into`` forms, with buffers allocated once), so its arithmetic is the
+kernels'. ``column_steps`` is the loop for batches of one sample, the notebook's
+SGD: the same arithmetic written for a single column, in one function.
+``fastffn.training`` packs a model for them (``pack``) and calls them.
+"""
+
+import numpy as np
+
+from . import ACCURACY_BLOCK
+from ._numba_cache import jit
+from .numba import (
+    linear_forward_into,
+    matmul_nn_into,
+    matmul_nt_into,
+    nll_forward,
+    relu_backward_into,
+    relu_forward_into,
+    row_sums_into,
+    sigmoid_backward_into,
+    sigmoid_forward_into,
+    softmax_forward_into,
+    softmax_nll_backward_into,
+    tanh_backward_into,
+    tanh_forward_into,
+)
+
+#: Floating-point liberties the training loops take: sums in any order (reassoc)
+#: and fused multiply-adds (contract), so that reductions use SIMD lanes. Never
+#: nnan/ninf: the divergence checks rely on NaN and inf.
+FASTMATH = {"reassoc", "contract"}
+
+#: The loop's op codes, one per kernel family: fastffn.training maps a Linear
+#: layer to "linear" and an activation to its kernel name.
+OPS = ("linear", "tanh", "relu", "sigmoid", "softmax")
+LINEAR, TANH, RELU, SIGMOID, SOFTMAX = range(len(OPS))
+
+
+@jit
+def activation_forward_into(op, Z, A):
+    """The forward kernel of activation ``op`` (an op code), from Z into A."""
+    if op == TANH:
+        tanh_forward_into(Z, A)
+    elif op == RELU:
+        relu_forward_into(Z, A)
+    elif op == SIGMOID:
+        sigmoid_forward_into(Z, A)
+    else:
+        softmax_forward_into(Z, A)
+
+
+@jit
+def activation_backward_into(op, A, dLdA, dLdZ):
+    """The backward kernel of elementwise activation ``op``, into dLdZ."""
+    if op == TANH:
+        tanh_backward_into(A, dLdA, dLdZ)
+    elif op == RELU:
+        relu_backward_into(A, dLdA, dLdZ)
+    else:
+        sigmoid_backward_into(A, dLdA, dLdZ)
+
+
+@jit
+def transposed(X):
+    """A C-contiguous copy of ``X.T``, copied in 32 by 32 tiles that stay in cache.
+
+    The loop reads samples as rows; for float32 this is about twice as fast as
+    ``np.ascontiguousarray(X.T)``.
+    """
+    d, n = X.shape
+    XT = np.empty((n, d), dtype=X.dtype)
+    for i0 in range(0, d, 32):
+        for j0 in range(0, n, 32):
+            for i in range(i0, min(i0 + 32, d)):
+                for j in range(j0, min(j0 + 32, n)):
+                    XT[j, i] = X[i, j]
+    return XT
+
+
+@jit
+def weights(params, m, n, offset):
+    """Views of W (m by n) and W0 (n by 1) at ``offset`` in params; empty if m is 0."""
+    bias = n if m else 0
+    W = params[offset : offset + m * n].reshape((m, n))
+    return W, params[offset + m * n : offset + m * n + bias].reshape((bias, 1))
+
+
+@jit
+def sgd_steps(ops, shapes, params, XT, YT, indices, lrate, losses, first, every, hits):
+    """Runs ``len(indices)`` SGD steps, updating ``params`` in place.
+
+    Args:
+        ops (ndarray): The L module op codes (int64), the last one SOFTMAX.
+        shapes (ndarray): L by 3 int64: for a Linear module its m, n and the
+            offset of its W in params (W0 follows W); for others 0, the
+            width and 0.
+        params (ndarray): Every weight, flat, of the model's dtype.
+        XT (ndarray): The N by d transpose of the training points X, so that
+            each sample's features lie together in memory.
+        YT (ndarray): The N by k transpose of their one-hot classes Y.
+        indices (ndarray): An iters by b int64 matrix: the columns of each batch.
+        lrate (scalar): The step size, of the model's dtype.
+        losses (ndarray): An iters vector that receives each step's loss.
+        first (int): The iteration number of the first step.
+        every (int): Steps whose number ``it`` has ``it % every == 1`` record
+            (0: none): ``hits[step]`` receives the count of training points
+            classified right before the step's update, -1 if an output overflowed.
+        hits (ndarray): An iters int64 vector for those counts.
+
+    Returns:
+        int: The number of steps taken: all of them, or the index of the first
+            step whose loss, gradients or accuracy were not finite (that step
+            is not applied).
+
+    """
+    L = ops.size
+    b = indices.shape[1]
+    dtype = XT.dtype
+    m, n, offset = shapes[:, 0], shapes[:, 1], shapes[:, 2]
+
+    # Views into params (empty for activations), buffers for each module's output.
+    # grads mirrors params, so that one flat loop checks and applies every update.
+    grads = np.empty_like(params)
+    views = [weights(params, m[k], n[k], offset[k]) for k in range(L)]
+    W, W0 = [v[0] for v in views], [v[1] for v in views]
+    views = [weights(grads, m[k], n[k], offset[k]) for k in range(L)]
+    dW, dW0 = [v[0] for v in views], [v[1] for v in views]
+    out = [np.empty((n[k], b), dtype=dtype) for k in range(L)]
+    Xb = np.empty((XT.shape[1], b), dtype=dtype)
+    Yb = np.empty((YT.shape[1], b), dtype=dtype)
+    grad = [np.empty_like(Xb)] + [np.empty_like(out[k]) for k in range(L - 1)]  # by inputs
+
+    for it in range(indices.shape[0]):
+        if every and (first + it) % every == 1 % every:
+            hits[it] = correct(ops, shapes, params, XT, YT, ACCURACY_BLOCK)
+            if hits[it] < 0:
+                return it
+        for j in range(b):
+            t = indices[it, j]
+            for i in range(Xb.shape[0]):
+                Xb[i, j] = XT[t, i]
+            for i in range(Yb.shape[0]):
+                Yb[i, j] = YT[t, i]
+
+        A = Xb
+        for k in range(L):
+            op = ops[k]
+            if op == LINEAR:
+                linear_forward_into(W[k], W0[k], A, out[k])
+            else:
+                activation_forward_into(op, A, out[k])
+            A = out[k]
+
+        losses[it] = nll_forward(A, Yb)
+        if not np.isfinite(losses[it]):
+            return it
+
+        softmax_nll_backward_into(A, Yb, grad[L - 1])
+        for k in range(L - 2, -1, -1):
+            op, g = ops[k], grad[k + 1]  # g: the gradient by module k's output
+            A = Xb if k == 0 else out[k - 1]
+            if op == LINEAR:
+                matmul_nt_into(A, g, dW[k])
+                row_sums_into(g, dW0[k])
+                if k > 0:  # the gradient by the data is not needed
+                    matmul_nn_into(W[k], g, grad[k])
+            else:
+                activation_backward_into(op, out[k], g, grad[k])
+
+        if not all_finite(grads):
+            return it
+        for i in range(params.size):
+            params[i] -= lrate * grads[i]
+    return indices.shape[0]
+
+
+@jit(fastmath=FASTMATH)
+def all_finite(x):
+    """Whether every number of the vector x is finite, in one pass SIMD lanes can share."""
+    zero = x.dtype.type(0)
+    check = zero
+    for i in range(x.size):
+        check += x[i] * zero  # 0 for a finite number, NaN for inf or NaN, in any order
+    return check == zero
+
+
+# --- the one-sample loop: SGD at batch size 1 --------------------------------------
+# A step of a small network is a few hundred multiply-adds: what the general loop
+# spends on views, buffers and calls costs more. Here each module's output is one
+# row of a work array and each weight is read in place in params. The dot
+# products may be summed in any order (reassoc) and fused (contract), which lets
+# them use SIMD lanes; whole runs still agree with the reference to 1e-10
+# (tests/test_compiled.py).
+
+
+@jit(fastmath=FASTMATH)
+def column_forward(ops, shapes, params, XT, t, acts):
+    """The forward pass of sample t (row t of XT): module k's output into ``acts[k + 1, :n_k]``.
+
+    ``ops``, ``shapes`` and ``params`` as for ``sgd_steps``; ``acts`` is L + 1
+    by the widest module (or d); its row 0 receives the sample. Rows are indexed
+    in place, not taken as views: a view costs a reference count, which at this
+    size is as much as the arithmetic.
+    """
+    zero, one = params.dtype.type(0), params.dtype.type(1)
+    for i in range(XT.shape[1]):
+        acts[0, i] = XT[t, i]
+    for k in range(ops.size):
+        op, m, n, base = ops[k], shapes[k, 0], shapes[k, 1], shapes[k, 2]
+        if op == LINEAR:  # W.T @ a + W0, each row of W in memory order
+            W = params[base : base + m * n].reshape((m, n))
+            for i in range(n):
+                acts[k + 1, i] = zero
+            for r in range(m):
+                a = acts[k, r]
+                for i in range(n):
+                    acts[k + 1, i] += W[r, i] * a
+            for i in range(n):
+                acts[k + 1, i] += params[base + m * n + i]
+        elif op == TANH:
+            for i in range(n):
+                acts[k + 1, i] = np.tanh(acts[k, i])
+        elif op == RELU:
+            for i in range(n):
+                acts[k + 1, i] = max(zero, acts[k, i])
+        elif op == SIGMOID:
+            for i in range(n):
+                acts[k + 1, i] = one / (one + np.exp(-acts[k, i]))
+        else:
+            zmax = acts[k, 0]
+            for i in range(1, n):
+                zmax = max(zmax, acts[k, i])
+            total = zero
+            for i in range(n):
+                acts[k + 1, i] = np.exp(acts[k, i] - zmax)
+                total += acts[k + 1, i]
+            for i in range(n):
+                acts[k + 1, i] /= total
+
+
+@jit(fastmath=FASTMATH)
+def column_steps(ops, shapes, params, XT, YT, indices, lrate, tiny, losses, first, every, hits):
+    """``sgd_steps`` for batches of one sample (indices iters by 1), one column at a time.
+
+    ``tiny`` is the dtype's smallest normal number, the floor of the NLL's log.
+    """
+    L = ops.size
+    zero, one = params.dtype.type(0), params.dtype.type(1)
+    width = max(XT.shape[1], shapes[:, 1].max())
+    acts = np.empty((L + 1, width), dtype=params.dtype)  # row k: module k's input
+    grad = np.empty((L + 1, width), dtype=params.dtype)  # row k: the gradient by it
+    grads = np.empty_like(params)
+
+    for it in range(indices.shape[0]):
+        if every and (first + it) % every == 1 % every:
+            hits[it] = column_correct(ops, shapes, params, XT, YT, acts)
+            if hits[it] < 0:
+                return it
+        t = indices[it, 0]
+        column_forward(ops, shapes, params, XT, t, acts)
+        loss, total = zero, zero
+        for i in range(YT.shape[1]):
+            loss -= YT[t, i] * np.log(max(acts[L, i], tiny))
+            total += YT[t, i]
+        losses[it] = loss
+        if not np.isfinite(loss):
+            return it
+
+        for i in range(YT.shape[1]):  # SoftMax and NLL together, as softmax_nll_backward
+            grad[L - 1, i] = acts[L, i] * total - YT[t, i]
+        for k in range(L - 2, -1, -1):
+            op, m, n, base = ops[k], shapes[k, 0], shapes[k, 1], shapes[k, 2]
+            if op == LINEAR:
+                W = params[base : base + m * n].reshape((m, n))
+                dW = grads[base : base + m * n].reshape((m, n))
+                for r in range(m):  # dW = a g.T, dW0 = g, and W g for the module before
+                    a = acts[k, r]
+                    for i in range(n):
+                        dW[r, i] = a * grad[k + 1, i]
+                for i in range(n):
+                    grads[base + m * n + i] = grad[k + 1, i]
+                if k > 0:
+                    for r in range(m):
+                        s = zero
+                        for i in range(n):
+                            s += W[r, i] * grad[k + 1, i]
+                        grad[k, r] = s
+            elif op == TANH:
+                for i in range(n):
+                    grad[k, i] = (one - acts[k + 1, i] ** 2) * grad[k + 1, i]
+            elif op == RELU:
+                for i in range(n):
+                    grad[k, i] = grad[k + 1, i] * (acts[k + 1, i] != 0)
+            else:
+                for i in range(n):
+                    grad[k, i] = acts[k + 1, i] * (one - acts[k + 1, i]) * grad[k + 1, i]
+
+        if not all_finite(grads):
+            return it
+        for i in range(params.size):
+            params[i] -= lrate * grads[i]
+    return indices.shape[0]
+
+
+@jit(fastmath=FASTMATH)
+def column_correct(ops, shapes, params, XT, YT, acts):
+    """``correct`` one sample at a time, in ``acts`` (see ``column_forward``)."""
+    hits, L = 0, ops.size
+    for t in range(XT.shape[0]):
+        column_forward(ops, shapes, params, XT, t, acts)
+        best, label = 0, 0
+        for i in range(YT.shape[1]):
+            if not np.isfinite(acts[L, i]):
+                return -1
+            if acts[L, i] > acts[L, best]:
+                best = i
+            if YT[t, i] > YT[t, label]:
+                label = i
+        hits += best == label
+    return hits
+
+
+@jit
+def correct(ops, shapes, params, XT, YT, block):
+    """How many samples the model classifies as their one-hot rows of YT say.
+
+    The forward pass of ``sgd_steps``, ``block`` samples at a time; the first
+    maximum wins, as in ``class_fun``.
+
+    Returns:
+        int: The count, or -1 if an output was not finite (the network overflowed).
+
+    """
+    L, N = ops.size, XT.shape[0]
+    m, n, offset = shapes[:, 0], shapes[:, 1], shapes[:, 2]
+    views = [weights(params, m[k], n[k], offset[k]) for k in range(L)]
+    W, W0 = [v[0] for v in views], [v[1] for v in views]
+    hits = 0
+    for start in range(0, N, block):
+        b = min(block, N - start)
+        A = np.ascontiguousarray(XT[start : start + b].T)
+        for k in range(L):
+            out = np.empty((n[k], b), dtype=XT.dtype)
+            if ops[k] == LINEAR:
+                linear_forward_into(W[k], W0[k], A, out)
+            else:
+                activation_forward_into(ops[k], A, out)
+            A = out
+        for j in range(b):
+            best, label = 0, 0
+            for i in range(A.shape[0]):
+                if not np.isfinite(A[i, j]):
+                    return -1
+                if A[i, j] > A[best, j]:
+                    best = i
+                if YT[start + j, i] > YT[start + j, label]:
+                    label = i
+            hits += best == label
+    return hits
