@@ -236,6 +236,9 @@ class Sequential:
     def accuracy(self, X, Y):
         """The fraction of the columns of X classified as their one-hot Y says."""
         X, Y = self.check_data(X, Y)
+        hits = training.hits_in_loop(self, X, Y)
+        if hits is not None:
+            return np.float64(hits / X.shape[1])
         with np.errstate(over="ignore", invalid="ignore"):
             return self._accuracy(X, Y)
 

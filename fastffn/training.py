@@ -273,6 +273,32 @@ class CompiledRunner:
         return records
 
 
+def hits_in_loop(model, X, Y):
+    """How many columns of X the one-sample loop's counter classifies as Y says.
+
+    For a compilable model small enough that its products at one column are
+    loops anyway (each W under ``BLAS_MIN_FLOPS``): the counter the loop's
+    records use, already compiled by a batch-1 ``sgd``, so that no layer kernel
+    compiles for the final accuracy. X and Y checked, of the model's dtype.
+
+    Returns:
+        int or None: The count; None for any other model, or where an output
+            overflowed (the layers then count as they do).
+
+    """
+    if not compilable(model):
+        return None
+    from .backends.numba import BLAS_MIN_FLOPS
+    from .backends.numba_loop import column_correct
+
+    if any(m.W.size >= BLAS_MIN_FLOPS for m in model.linear_layers):
+        return None
+    ops, shapes, params = pack(model)
+    acts = np.empty((len(ops) + 1, max(X.shape[0], shapes[:, 1].max())), dtype=params.dtype)
+    hits = column_correct(ops, shapes, params, samples_as_rows(X), samples_as_rows(Y), acts)
+    return hits if hits >= 0 else None
+
+
 def pack(model):
     """A compilable model as the compiled loops take it (see ``numba_loop.sgd_steps``).
 

@@ -56,6 +56,13 @@ def test_compiled_loop_matches_the_reference(depth, activation, batch_size, dtyp
     kwargs = {"iters": 1500, "lrate": 0.01, "batch_size": batch_size}
     runs = {b: fit(m, X, Y, seed=depth, **kwargs) for b, m in models.items()}
     assert_same_training(models["numba"], models["numpy"], dtype, runs["numba"], runs["numpy"])
+    # accuracy: the compiled counter on numba, the layers on numpy and through numba's layers
+    fast = models["numba"]
+    assert (
+        fast.accuracy(X, Y)
+        == models["numpy"].accuracy(X, Y)
+        == fast._accuracy(*fast.check_data(X, Y))
+    )
 
 
 class PlainReLU(Layer):

@@ -248,10 +248,12 @@ def column_steps(ops, shapes, params, XT, YT, indices, lrate, tiny, losses, firs
     """
     L = ops.size
     zero, one = params.dtype.type(0), params.dtype.type(1)
-    width = max(XT.shape[1], shapes[:, 1].max())
+    width = XT.shape[1]
+    for k in range(L):  # a loop, not shapes[:, 1].max(): that compiles for a second
+        width = max(width, shapes[k, 1])
     acts = np.empty((L + 1, width), dtype=params.dtype)  # row k: module k's input
     grad = np.empty((L + 1, width), dtype=params.dtype)  # row k: the gradient by it
-    grads = np.empty_like(params)
+    grads = np.empty(params.size, dtype=params.dtype)
 
     for it in range(indices.shape[0]):
         if every and (first + it) % every == 1 % every:
