@@ -26,15 +26,16 @@ def reference_too_big(name, backend, n, b, dtype):
 class Kernels:
     """Each kernel at widths 10 to 1024 (classes for softmax and NLL), batches 1 to 1024."""
 
-    params = (list(KERNELS), list(BACKENDS), [10, 256, 1024], [1, 1024])
-    param_names = ("kernel", "backend", "width", "batch")
+    params = (list(KERNELS), list(BACKENDS), [10, 256, 1024], [1, 1024], ["float64", "float32"])
+    param_names = ("kernel", "backend", "width", "batch", "dtype")
 
-    def setup(self, name, backend, width, batch):
-        if reference_too_big(name, backend, width, batch, np.dtype(np.float64)):
+    def setup(self, name, backend, width, batch, dtype):
+        dtype = np.dtype(dtype)
+        if reference_too_big(name, backend, width, batch, dtype):
             raise NotImplementedError("the reference's Jacobian would not fit in memory")
-        self.run = workloads.kernel_call(name, backend, width, width, batch)  # compiles
+        self.run = workloads.kernel_call(name, backend, width, width, batch, dtype)  # compiles
 
-    def time_kernel(self, name, backend, width, batch):
+    def time_kernel(self, name, backend, width, batch, dtype):
         self.run()
 
 

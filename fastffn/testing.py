@@ -120,7 +120,8 @@ class Kernel:
                 out.append(dtype.type(0.005))
             else:
                 kind, (rows, cols) = arg.split(":")
-                out.append(_draw(kind, rng, size[rows], size[cols]).astype(dtype))
+                # C order, as the layers hand every array to a kernel
+                out.append(np.ascontiguousarray(_draw(kind, rng, size[rows], size[cols]), dtype))
         return tuple(out)
 
     @property

@@ -259,12 +259,9 @@ class CompiledRunner:
         losses = np.full(count, np.nan, dtype=dtype)
         hits = np.zeros(count, dtype=np.int64)
         model = (self.ops, self.shapes, self.params, self.XT, self.YT)
-        arguments = (*model, indices, dtype.type(lrate))
-        if samples.batch_size == 1:
-            tiny = np.finfo(dtype).tiny
-            done = self.loop.column_steps(*arguments, tiny, losses, it, every, hits)
-        else:
-            done = self.loop.sgd_steps(*arguments, losses, it, every, hits)
+        arguments = (*model, indices, dtype.type(lrate), np.finfo(dtype).tiny)
+        loop = self.loop.column_steps if samples.batch_size == 1 else self.loop.sgd_steps
+        done = loop(*arguments, losses, it, every, hits)
         recorded = range(next_record(it, every) - it, min(done, count), every) if every else ()
         size = self.XT.shape[0]
         records = [(it + i, float(losses[i]), float(hits[i] / size)) for i in recorded]

@@ -12,10 +12,11 @@ import numpy as np
 from . import ACCURACY_BLOCK
 from ._numba_cache import jit
 from .numba import (
+    FASTMATH,
     linear_forward_into,
     matmul_nn_into,
     matmul_nt_into,
-    nll_forward,
+    nll_total,
     relu_backward_into,
     relu_forward_into,
     row_sums_into,
@@ -26,11 +27,6 @@ from .numba import (
     tanh_backward_into,
     tanh_forward_into,
 )
-
-#: Floating-point liberties the training loops take: sums in any order (reassoc)
-#: and fused multiply-adds (contract), so that reductions use SIMD lanes. Never
-#: nnan/ninf: the divergence checks rely on NaN and inf.
-FASTMATH = {"reassoc", "contract"}
 
 #: The loop's op codes, one per kernel family: fastffn.training maps a Linear
 #: layer to "linear" and an activation to its kernel name.
@@ -88,7 +84,7 @@ def weights(params, m, n, offset):
 
 
 @jit
-def sgd_steps(ops, shapes, params, XT, YT, indices, lrate, losses, first, every, hits):
+def sgd_steps(ops, shapes, params, XT, YT, indices, lrate, tiny, losses, first, every, hits):
     """Runs ``len(indices)`` SGD steps, updating ``params`` in place.
 
     Args:
@@ -102,6 +98,7 @@ def sgd_steps(ops, shapes, params, XT, YT, indices, lrate, losses, first, every,
         YT (ndarray): The N by k transpose of their one-hot classes Y.
         indices (ndarray): An iters by b int64 matrix: the columns of each batch.
         lrate (scalar): The step size, of the model's dtype.
+        tiny (scalar): The dtype's smallest normal number, the floor of the NLL's log.
         losses (ndarray): An iters vector that receives each step's loss.
         first (int): The iteration number of the first step.
         every (int): Steps whose number ``it`` has ``it % every == 1`` record
@@ -153,7 +150,7 @@ def sgd_steps(ops, shapes, params, XT, YT, indices, lrate, losses, first, every,
                 activation_forward_into(op, A, out[k])
             A = out[k]
 
-        losses[it] = nll_forward(A, Yb)
+        losses[it] = nll_total(A, Yb, tiny)
         if not np.isfinite(losses[it]):
             return it
 
@@ -242,10 +239,7 @@ def column_forward(ops, shapes, params, XT, t, acts):
 
 @jit(fastmath=FASTMATH)
 def column_steps(ops, shapes, params, XT, YT, indices, lrate, tiny, losses, first, every, hits):
-    """``sgd_steps`` for batches of one sample (indices iters by 1), one column at a time.
-
-    ``tiny`` is the dtype's smallest normal number, the floor of the NLL's log.
-    """
+    """``sgd_steps`` for batches of one sample (indices iters by 1), one column at a time."""
     L = ops.size
     zero, one = params.dtype.type(0), params.dtype.type(1)
     width = XT.shape[1]

@@ -34,12 +34,13 @@ def measure(benchmark, run, workload, backend, gate=False):
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
 @pytest.mark.parametrize("size", KERNEL_SIZES)
 @pytest.mark.parametrize("name", KERNELS)
-def test_kernel(benchmark, name, size, backend):
+def test_kernel(benchmark, name, size, dtype, backend):
     m, n, b = KERNEL_SIZES[size]
-    run = workloads.kernel_call(name, backend, m, n, b)
-    measure(benchmark, run, f"{name} m={m} n={n} b={b}", backend)
+    run = workloads.kernel_call(name, backend, m, n, b, np.dtype(dtype))
+    measure(benchmark, run, f"{name} m={m} n={n} b={b} {dtype}", backend)
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
