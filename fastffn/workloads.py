@@ -7,6 +7,7 @@ arguments that does the timed work once and returns its result. Preparation
 includes a first call, so that compilation never lands in a timed round.
 """
 
+import copy
 import functools
 
 import numpy as np
@@ -37,9 +38,11 @@ network((2, 10, 10, 2)).sgd(X, Y, 10000, report=False, every=None)
 def _trainer(widths, X, Y, path, dtype, iters, **sgd):
     """``run()`` for training a fresh ``network(widths)`` on X, Y along ``path``."""
     backend = "numpy" if path == "numpy" else "numba"
+    # Drawn once: a run times the sgd call, as JAX's times its loop from given weights.
+    start = network(widths, backend=backend, dtype=dtype)
 
     def train(iters):
-        model = network(widths, backend=backend, dtype=dtype)
+        model = copy.deepcopy(start)
         np.random.seed(1)
         model.sgd(X, Y, iters, report=False, every=None, compiled=path != "numba-layers", **sgd)
         return model

@@ -125,9 +125,12 @@ def sgd_steps(ops, shapes, params, XT, YT, indices, lrate, tiny, losses, first, 
     views = [weights(grads, m[k], n[k], offset[k]) for k in range(L)]
     dW, dW0 = [v[0] for v in views], [v[1] for v in views]
     out = [np.empty((n[k], b), dtype=dtype) for k in range(L)]
-    Xb = np.empty((XT.shape[1], b), dtype=dtype)
+    # The batch's samples copied as rows (each a contiguous row of XT), read as
+    # the d by b columns Xb: an F-ordered view that BLAS takes as it is.
+    Xs = np.empty((b, XT.shape[1]), dtype=dtype)
+    Xb = Xs.T
     Yb = np.empty((YT.shape[1], b), dtype=dtype)
-    grad = [np.empty_like(Xb)] + [np.empty_like(out[k]) for k in range(L - 1)]  # by inputs
+    grad = [np.empty((XT.shape[1], b), dtype=dtype)] + [np.empty_like(out[k]) for k in range(L - 1)]
 
     for it in range(indices.shape[0]):
         if every and (first + it) % every == 1 % every:
@@ -136,41 +139,57 @@ def sgd_steps(ops, shapes, params, XT, YT, indices, lrate, tiny, losses, first, 
                 return it
         for j in range(b):
             t = indices[it, j]
-            for i in range(Xb.shape[0]):
-                Xb[i, j] = XT[t, i]
+            Xs[j, :] = XT[t, :]
             for i in range(Yb.shape[0]):
                 Yb[i, j] = YT[t, i]
 
-        A = Xb
-        for k in range(L):
-            op = ops[k]
-            if op == LINEAR:
-                linear_forward_into(W[k], W0[k], A, out[k])
-            else:
-                activation_forward_into(op, A, out[k])
-            A = out[k]
+        # Module 0 reads Xb (F order), the others a module's output (C order):
+        # separate calls, so that each compiles for its own layout.
+        module_forward(ops[0], W[0], W0[0], Xb, out[0])
+        for k in range(1, L):
+            module_forward(ops[k], W[k], W0[k], out[k - 1], out[k])
 
-        losses[it] = nll_total(A, Yb, tiny)
+        losses[it] = nll_total(out[L - 1], Yb, tiny)
         if not np.isfinite(losses[it]):
             return it
 
-        softmax_nll_backward_into(A, Yb, grad[L - 1])
-        for k in range(L - 2, -1, -1):
-            op, g = ops[k], grad[k + 1]  # g: the gradient by module k's output
-            A = Xb if k == 0 else out[k - 1]
-            if op == LINEAR:
-                matmul_nt_into(A, g, dW[k])
-                row_sums_into(g, dW0[k])
-                if k > 0:  # the gradient by the data is not needed
-                    matmul_nn_into(W[k], g, grad[k])
-            else:
-                activation_backward_into(op, out[k], g, grad[k])
+        softmax_nll_backward_into(out[L - 1], Yb, grad[L - 1])
+        for k in range(L - 2, 0, -1):
+            module_backward(
+                ops[k], W[k], out[k - 1], out[k], grad[k + 1], dW[k], dW0[k], grad[k], True
+            )
+        if L > 1:
+            module_backward(ops[0], W[0], Xb, out[0], grad[1], dW[0], dW0[0], grad[0], False)
 
         if not all_finite(grads):
             return it
         for i in range(params.size):
             params[i] -= lrate * grads[i]
     return indices.shape[0]
+
+
+@jit
+def module_forward(op, W, W0, A, out):
+    """Module ``op``'s forward pass from A into out (W, W0 read for a Linear one)."""
+    if op == LINEAR:
+        linear_forward_into(W, W0, A, out)
+    else:
+        activation_forward_into(op, A, out)
+
+
+@jit
+def module_backward(op, W, A, out, g, dW, dW0, grad, by_input):
+    """Module ``op``'s backward pass from g, the gradient by its output ``out``
+    (from input A): into dW and dW0 for a Linear module, and the gradient by A
+    into grad, which a Linear module skips unless ``by_input`` (the first
+    module's input is the data: nothing needs its gradient)."""
+    if op == LINEAR:
+        matmul_nt_into(A, g, dW)
+        row_sums_into(g, dW0)
+        if by_input:
+            matmul_nn_into(W, g, grad)
+    else:
+        activation_backward_into(op, out, g, grad)
 
 
 @jit(fastmath=FASTMATH)
