@@ -139,3 +139,30 @@ class Sweep:
 
     def time_sweep(self, models, path):
         self.run()
+
+
+class DaskSweep:
+    """The Dask scaling run (``workloads.dask_sweep_job``) on 1 and 2 single-threaded
+    worker processes of a LocalCluster (the dask extra)."""
+
+    params = ([1, 2],)
+    param_names = ("workers",)
+    timeout = 300
+
+    def setup(self, workers):
+        try:
+            import distributed
+        except ImportError:
+            raise NotImplementedError("dask.distributed is not installed") from None
+        self.cluster = distributed.LocalCluster(
+            n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=":0"
+        )
+        self.client = distributed.Client(self.cluster)
+        self.run = workloads.dask_sweep_job(self.client)
+
+    def teardown(self, workers):
+        self.client.close()
+        self.cluster.close()
+
+    def time_dask_sweep(self, workers):
+        self.run()

@@ -220,20 +220,36 @@ class Groups:
             per_model = lambda steps: progress(steps * self.count)  # noqa: E731
             out = _train_here(*arrays, every or 0, records, per_model)
         else:
-            futures = [
-                client.submit(_train_groups, *self._split(arrays, g), every or 0, records)
-                for g in range(self.G)
-            ]
-            parts = [future.result() for future in futures]
-            out = tuple(np.concatenate(p) for p in zip(*parts, strict=True))
-            progress(iters * self.count)
+            out = self._train_on(client, arrays, every or 0, records, progress)
         self.params, self.rec_losses, self.rec_hits, self.stopped, self.hits = out
         self.every = every
 
-    def _split(self, arrays, g):
+    def _train_on(self, client, arrays, every, records, progress):
+        """The groups in one chunk a worker thread, on the cluster; outputs in group order."""
+        from distributed import as_completed
+
         ops, shapes, params, XT, YT, indices, lrates = arrays
-        one = slice(g, g + 1)
-        return ops, shapes, params[one], XT, YT, indices[one], lrates[one]
+        threads = sum(client.nthreads().values()) or 1
+        bounds = np.linspace(0, self.G, min(self.G, threads) + 1).round().astype(int)
+        # Once to each worker, not once a task; unhashed, so that a release of an earlier
+        # sweep's copy of the same data cannot race with this one.
+        data = client.scatter([XT, YT], broadcast=True, hash=False)
+        futures = []
+        try:
+            for a, b in itertools.pairwise(bounds):
+                chunk = params[a:b], *data, indices[a:b], lrates[a:b]
+                futures.append(
+                    client.submit(_train_groups, ops, shapes, *chunk, every, records, pure=False)
+                )
+            chunks = dict(zip([f.key for f in futures], itertools.pairwise(bounds), strict=True))
+            for future in as_completed(futures):
+                future.result()  # raises a worker's error here
+                a, b = chunks[future.key]
+                progress(indices.shape[1] * (min(b * self.M, self.count) - a * self.M))
+            parts = client.gather(futures)
+        finally:  # an error, or Ctrl-C: nothing of this sweep keeps running
+            client.cancel(futures)
+        return tuple(np.concatenate(p) for p in zip(*parts, strict=True))
 
     def unpack(self, result, chosen, n):
         """Sets each model's weights and fills its rows of ``result``."""
@@ -304,7 +320,15 @@ def _train_here(ops, shapes, params, XT, YT, indices, lrates, every, records, pr
 
 
 def _train_groups(ops, shapes, params, XT, YT, indices, lrates, every, records):
-    """``_train_here`` on a Dask worker: its results instead of progress."""
+    """``_train_here`` on a Dask worker thread: its results instead of progress.
+
+    The grid is cut into one chunk a worker thread, so each chunk runs on its own
+    thread alone (Numba's pool would otherwise start a thread a core in every
+    task, and two single-threaded workers would each run two).
+    """
+    import numba
+
+    numba.set_num_threads(1)
     return _train_here(ops, shapes, params, XT, YT, indices, lrates, every, records, lambda s: None)
 
 

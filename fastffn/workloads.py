@@ -242,6 +242,33 @@ def sweep_job_jax(models=16, iters=NOTEBOOK_ITERS):
     return run
 
 
+#: The Dask scaling run: a grid of this many configurations (8 learning rates by
+#: 4 seeds) of a 64-64-64-10 ReLU network on blobs of 10,000 by 64, at batch 1.
+DASK_GRID, DASK_WIDTHS, DASK_ITERS = (8, 4), (64, 64, 64, 10), 3000
+
+
+def dask_sweep_job(client, iters=DASK_ITERS):
+    """The Dask scaling run of ``fastffn.sweep`` on ``client``'s workers.
+
+    Returns:
+        callable: ``run()`` trains the grid and returns its ``SweepResult``.
+
+    """
+    from .datasets import blobs
+    from .sweeps import sweep
+
+    X, Y = blobs(10_000, DASK_WIDTHS[0], DASK_WIDTHS[-1], seed=0)
+    rates, seeds = DASK_GRID
+    grid = {"lrate": list(np.geomspace(1e-4, 1e-2, rates)), "seed": list(range(seeds))}
+
+    def run(iters):
+        build = functools.partial(network, DASK_WIDTHS, seed=None)
+        return sweep(build, X, Y, iters=iters, every=None, client=client, **grid)
+
+    run(2)  # compiles, on each worker
+    return lambda: run(iters)
+
+
 #: The width table: 16-w-w-4 ReLU networks on blobs, this many steps at each batch size.
 WIDTHS, WIDTH_BATCHES, WIDTH_ITERS = (10, 32, 100, 256), (1, 32), 2000
 

@@ -183,3 +183,20 @@ def test_sweep(benchmark, models, path):
             assert_same_weights(one, ours[q])
     else:
         assert len(result) == models
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_dask_sweep(benchmark, workers):
+    """The Dask scaling run: one grid on 1 and on 2 single-threaded worker processes."""
+    distributed = pytest.importorskip("distributed")
+    cluster = distributed.LocalCluster(
+        n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=":0"
+    )
+    with cluster, distributed.Client(cluster) as client:
+        run = workloads.dask_sweep_job(client)
+        rates, seeds = workloads.DASK_GRID
+        workload = f"Dask sweep of {rates * seeds} 64-64-64-10 nets x{workloads.DASK_ITERS}"
+        benchmark.group = workload
+        benchmark.extra_info.update(workload=workload, backend=f"{workers} worker(s)")
+        result = benchmark.pedantic(run, rounds=3)
+    assert np.nanmax(result.accuracies) > 0.9
