@@ -1,12 +1,16 @@
-"""The command line: ``fastffn train`` and ``fastffn bench``.
+"""The command line: ``fastffn train``, ``fastffn sweep`` and ``fastffn bench``.
 
 ``fastffn train`` with no options is the notebook's job: the 2-10-10-2 ReLU
 network trained by SGD on hard(), on the numba backend, printing the
 notebook's report lines, the final training accuracy and the wall time.
+``fastffn sweep`` trains a grid of learning rates, seeds and batch sizes at once
+(``fastffn.sweep``), here or on a Dask cluster, and prints the grid best first.
 ``fastffn bench`` times the notebook's job on both backends in one run.
 """
 
 import argparse
+import contextlib
+import functools
 import os
 import sys
 import time
@@ -29,10 +33,10 @@ class Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message}\n")
 
 
-def load_data(args):
+def load_data(args, seed):
     if args.dataset in COURSE_DATASETS:
         return getattr(datasets, args.dataset)()
-    kwargs = {"n": args.samples, "classes": args.classes, "seed": args.seed}
+    kwargs = {"n": args.samples, "classes": args.classes, "seed": seed}
     if args.dataset == "blobs":
         kwargs["d"] = args.features
     return getattr(datasets, args.dataset)(**kwargs)
@@ -60,43 +64,83 @@ def parse_layers(text):
     return widths
 
 
-class Progress:
-    """Report lines as the notebook prints them, and a progress line on long runs.
+def numbers(kind):
+    """An argparse type: comma-separated numbers of ``kind`` (float or int), e.g. 0.01,0.03."""
 
-    The progress line goes to stderr, at most twice a second, once the run has
-    taken more than two seconds.
-    """
+    def parse(text):
+        try:
+            values = [kind(v) for v in text.split(",") if v.strip()]
+        except ValueError:
+            values = []
+        if not values:
+            raise argparse.ArgumentTypeError(f"needs {kind.__name__}s like 1,2,3, got {text!r}")
+        return values
+
+    return parse
+
+
+def seed_list(text):
+    """An argparse type: seeds as ranges and single values, '0-15' or '0-3,7' or '5'."""
+    seeds = []
+    for part in text.split(","):
+        first, dash, last = part.strip().partition("-")
+        try:
+            low, high = int(first), int(last if dash else first)
+        except ValueError:
+            low, high = 0, -1
+        if low < 0 or high < low:
+            raise argparse.ArgumentTypeError(f"needs seeds like 0-15 or 0,3,7, got {text!r}")
+        seeds.extend(range(low, high + 1))
+    return seeds
+
+
+class ProgressLine:
+    """A progress bar on stderr, redrawn at most twice a second once ``delay`` seconds pass."""
+
+    def __init__(self, total, unit, delay=2.0):
+        self.total, self.unit, self.delay = total, unit, delay
+        self.start = self.shown = time.perf_counter()
+
+    def update(self, done, extra=""):
+        now = time.perf_counter()
+        if now - self.start > self.delay and now - self.shown > 0.5:
+            self.show(done, now, extra)
+
+    def show(self, done, now, extra=""):
+        self.shown = now
+        fraction = done / max(self.total, 1)
+        print(
+            f"\r[{'#' * int(30 * fraction):<30}] {fraction:4.0%} {done}/{self.total} {self.unit}, "
+            f"{now - self.start:.1f} s{extra}",
+            end="",
+            file=sys.stderr,
+            flush=True,
+        )
+
+    def close(self, finished, extra=""):
+        """Ends the line (at 100% when ``finished``) so that later output starts a line."""
+        if self.shown > self.start:
+            if finished:
+                self.show(self.total, time.perf_counter(), extra)
+            print(file=sys.stderr)
+
+
+class Progress:
+    """Report lines as the notebook prints them, and a progress line on long runs."""
 
     def __init__(self, iters, quiet):
-        self.iters, self.quiet = iters, quiet
-        self.start = self.shown = time.perf_counter()
+        self.quiet, self.line = quiet, ProgressLine(iters, "iterations")
         self.accuracy = None
 
     def __call__(self, it, loss, accuracy):
         if not self.quiet:
             print_report(it, accuracy, loss)
         self.accuracy = accuracy
-        now = time.perf_counter()
-        if now - self.start > 2 and now - self.shown > 0.5:
-            self.show(it + 1, now)
-
-    def show(self, done, now):
-        self.shown = now
-        bar = "#" * int(30 * done / self.iters)
-        print(
-            f"\r[{bar:<30}] {done / self.iters:4.0%} {done}/{self.iters} iterations, "
-            f"{now - self.start:.1f} s, accuracy {self.accuracy:.3f}",
-            end="",
-            file=sys.stderr,
-            flush=True,
-        )
+        self.line.update(it + 1, f", accuracy {accuracy:.3f}")
 
     def close(self, finished):
-        """Ends the progress line (at 100% when ``finished``) so later output starts a line."""
-        if self.shown > self.start:
-            if finished:
-                self.show(self.iters, time.perf_counter())
-            print(file=sys.stderr)
+        extra = "" if self.accuracy is None else f", accuracy {self.accuracy:.3f}"
+        self.line.close(finished, extra)
 
 
 def check_output(option, path):
@@ -121,7 +165,7 @@ def train(args):
         from .plot import pyplot
 
         pyplot()  # when matplotlib is missing
-    X, Y = load_data(args)
+    X, Y = load_data(args, args.seed)
     widths = (X.shape[0], *args.layers, Y.shape[0])
     activation = HIDDEN_ACTIVATIONS[args.activation]
     model = network(widths, args.seed, args.backend, args.dtype, activation)
@@ -153,6 +197,70 @@ def train(args):
         print(f"Saved the pictures to {args.plot}")
 
 
+def run_sweep(args):
+    from .sweeps import sweep
+
+    if args.plot is not None:
+        check_output("--plot", args.plot)
+        from .plot import pyplot
+
+        pyplot()  # when matplotlib is missing
+    X, Y = load_data(args, args.data_seed)
+    widths = (X.shape[0], *args.layers, Y.shape[0])
+    activation = HIDDEN_ACTIVATIONS[args.activation]
+    # seed None: the sweep seeds NumPy's global state with each --seeds value first
+    build = functools.partial(network, widths, None, "numba", args.dtype, activation)
+    grid = {"lrate": args.lrate, "seed": args.seeds, "batch_size": args.batch_size}
+    line = ProgressLine(args.iters * len(args.lrate) * len(args.seeds) * len(args.batch_size),
+                        "model-iterations", delay=0)  # fmt: skip
+    start = time.perf_counter()
+    with cluster(args) as client:
+        try:
+            result = sweep(build, X, Y, iters=args.iters, every=args.every, client=client,
+                           report=lambda done, total: line.update(done), **grid)  # fmt: skip
+        finally:
+            line.close(finished=sys.exc_info()[0] is None)
+    seconds = time.perf_counter() - start
+    print(result.table(best_first=True))
+    where = "this machine" if client is None else f"{args.scheduler or 'a local Dask cluster'}"
+    print(
+        f"{len(result)} models of {'-'.join(map(str, widths))} {args.activation} on "
+        f"{args.dataset}, {args.iters} iterations each: {seconds:.3f} s on {where}"
+    )
+    if args.plot is not None:
+        from .plot import sweep_report
+
+        sweep_report(result, args.plot)
+        print(f"Saved the pictures to {args.plot}")
+
+
+@contextlib.contextmanager
+def cluster(args):
+    """A Dask client for --workers (a local cluster) or --scheduler; None for neither."""
+    if not (args.workers or args.scheduler):
+        yield None
+        return
+    try:
+        import distributed
+    except ImportError:
+        raise ImportError(
+            "--workers and --scheduler need Dask: pip install 'fastffn[dask]'"
+        ) from None
+    if args.scheduler:
+        try:
+            client = distributed.Client(args.scheduler, timeout=10)
+        except (OSError, TimeoutError) as err:
+            raise OSError(f"--scheduler {args.scheduler}: cannot connect ({err})") from None
+        with client:
+            yield client
+        return
+    local = distributed.LocalCluster(
+        n_workers=args.workers, threads_per_worker=1, processes=True, dashboard_address=":0"
+    )
+    with local, distributed.Client(local) as client:
+        yield client
+
+
 def bench(args):
     from . import workloads
 
@@ -176,6 +284,16 @@ def bench(args):
             print(f"{title:<36} {path:<13} {best * 1e3:10.1f} ms {ratio:8.1f}x", flush=True)
 
 
+def add_data_options(add):
+    """The options train and sweep share: the data set and the network's hidden layers."""
+    add("--dataset", choices=COURSE_DATASETS + GENERATED_DATASETS, default="hard", help="data set")
+    add("--samples", type=positive, default=1000, help="points of a generated dataset")
+    add("--classes", type=positive, default=3, help="classes of a generated dataset")
+    add("--features", type=positive, default=2, help="features of the blobs dataset")
+    add("--layers", type=parse_layers, default="10,10", help="hidden layer widths")
+    add("--activation", choices=list(HIDDEN_ACTIVATIONS), default="relu", help="hidden activation")
+
+
 def make_parser():
     parser = Parser(prog="fastffn", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
@@ -184,12 +302,7 @@ def make_parser():
     t = commands.add_parser("train", help="train a network", formatter_class=defaults)
     t.set_defaults(run=train)
     add = t.add_argument
-    add("--dataset", choices=COURSE_DATASETS + GENERATED_DATASETS, default="hard", help="data set")
-    add("--samples", type=positive, default=1000, help="points of a generated dataset")
-    add("--classes", type=positive, default=3, help="classes of a generated dataset")
-    add("--features", type=positive, default=2, help="features of the blobs dataset")
-    add("--layers", type=parse_layers, default="10,10", help="hidden layer widths")
-    add("--activation", choices=list(HIDDEN_ACTIVATIONS), default="relu", help="hidden activation")
+    add_data_options(add)
     add("--iters", type=int, default=100_000, help="SGD iterations")
     add("--lrate", type=float, default=0.005, help="step size")
     add("--batch-size", type=positive, default=1, help="columns per step")
@@ -200,6 +313,28 @@ def make_parser():
     add("--save", metavar="MODEL.npz", help="save the model (fastffn.load reads it)")
     add("--plot", metavar="OUT.png", help="save decision regions and the training curve")
     add("--quiet", action="store_true", help="no report lines, only the summary")
+
+    w = commands.add_parser(
+        "sweep", help="train a grid of models at once", formatter_class=defaults
+    )
+    w.set_defaults(run=run_sweep)
+    add = w.add_argument
+    add_data_options(add)
+    add("--lrate", type=numbers(float), default="0.001,0.003,0.01,0.03", help="step sizes")
+    add("--seeds", type=seed_list, default="0-3", help="seeds of the weights and samples")
+    add("--batch-size", type=numbers(int), default="1", help="columns per step, one or more")
+    add("--iters", type=positive, default=10_000, help="SGD iterations for each model")
+    add("--every", type=positive, default=250, help="iterations between recorded losses")
+    add("--dtype", choices=["float64", "float32"], default="float64", help="float precision")
+    add("--data-seed", type=int, default=0, help="seed of a generated dataset")
+    where = w.add_mutually_exclusive_group()
+    where.add_argument(
+        "--workers", type=positive, help="train on a local Dask cluster of N processes"
+    )
+    where.add_argument(
+        "--scheduler", metavar="ADDRESS", help="train on a Dask cluster, e.g. tcp://host:8786"
+    )
+    add("--plot", metavar="OUT.png", help="save the loss curves and accuracy against learning rate")
 
     b = commands.add_parser("bench", help="time the notebook's job on both backends")
     b.formatter_class = defaults

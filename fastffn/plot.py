@@ -2,7 +2,8 @@
 
 Install the optional extra with ``pip install 'fastffn[plot]'``. Each function
 draws on a matplotlib Axes it is given, or on a new figure, and returns the Axes;
-``save_report`` puts both pictures side by side in one PNG.
+``save_report`` puts both pictures side by side in one PNG, ``sweep_report``
+those of a ``fastffn.sweep``.
 """
 
 import numpy as np
@@ -104,6 +105,50 @@ def save_report(model, X, Y, history, path):
     if two_d:
         decision_regions(model, X, Y, ax=axes[0, 0])
     training_curve(history, ax=axes[0, -1])
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def sweep_report(result, path):
+    """Saves a sweep's loss curves and its final accuracy against the learning rate in one PNG.
+
+    Left: each model's recorded loss against the iteration, coloured by its
+    learning rate. Right: the final training accuracy against the learning rate
+    (log scale), the mean over the other axes (seeds, batch sizes) with their
+    spread from lowest to highest.
+
+    Args:
+        result (SweepResult): What ``fastffn.sweep`` returned.
+        path (str or PathLike): The PNG to write.
+
+    """
+    plt, _ = pyplot()
+    if not any(result.histories):
+        raise ValueError("the sweep recorded no history: run it with every set")
+    lrates = sorted({c["lrate"] for c in result.configs})
+    colors = plt.get_cmap("viridis")(np.linspace(0, 1, len(lrates)))
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.5))
+    for config, history in zip(result.configs, result.histories, strict=True):
+        if history:
+            it, loss, _ = np.array(history, dtype=np.float64).T
+            left.plot(it, loss, color=colors[lrates.index(config["lrate"])], alpha=0.6, lw=1)
+    left.set(xlabel="iteration", ylabel="loss (one batch)", yscale="log", title="loss curves")
+    for lrate, color in zip(lrates, colors, strict=True):
+        left.plot([], [], color=color, label=f"lrate {lrate:.3g}")
+    left.legend(fontsize="small")
+    accuracy = [
+        [a for c, a in zip(result.configs, result.accuracies, strict=True) if c["lrate"] == lr]
+        for lr in lrates
+    ]
+    mean = [np.nanmean(a) if not np.isnan(a).all() else np.nan for a in accuracy]
+    low = [np.nanmin(a) if not np.isnan(a).all() else np.nan for a in accuracy]
+    high = [np.nanmax(a) if not np.isnan(a).all() else np.nan for a in accuracy]
+    right.fill_between(lrates, low, high, color="tab:blue", alpha=0.25, label="lowest to highest")
+    right.plot(lrates, mean, "o-", color="tab:blue", label="mean")
+    right.set(xscale="log", xlabel="learning rate", ylabel="final training accuracy",
+              ylim=(0, 1.05), title="accuracy against learning rate")  # fmt: skip
+    right.legend(loc="lower left")
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)

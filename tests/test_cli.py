@@ -84,12 +84,14 @@ def test_bench_prints_both_backends_and_the_ratio():
     assert all(row[-1].endswith("x") and float(row[-1][:-1]) > 0 for row in rows)
 
 
-@pytest.mark.parametrize("command", [[], ["train"], ["bench"]])
+@pytest.mark.parametrize("command", [[], ["train"], ["sweep"], ["bench"]])
 def test_help_explains_every_option(command):
     code, out, _ = fastffn_cli(*command, "--help")
     assert code == 0
     options = {
-        (): ["train", "bench"],
+        (): ["train", "sweep", "bench"],
+        ("sweep",): ["--dataset", "--layers", "--lrate", "--seeds", "--batch-size", "--iters",
+                     "--workers", "--scheduler", "--plot"],
         ("train",): ["--dataset", "--layers", "--activation", "--iters", "--lrate", "--batch-size",
                      "--seed", "--backend", "--dtype", "--save", "--plot", "--quiet"],
         ("bench",): ["--iters", "--repeat", "--large"],
@@ -111,6 +113,14 @@ def test_help_explains_every_option(command):
         (["train", "--plot", "/no/such/p.png"], 1, "the folder /no/such does not exist"),
         (["train", "--save", ""], 1, "--save needs a file name, got ''"),
         (["train", "--save", "/"], 1, "--save /: is a folder"),
+        (["sweep", "--lrate", "0.1,-1"], 1, "lrate must be finite and > 0, got -1.0"),
+        (["sweep", "--lrate", "fast"], 2, "--lrate: needs floats like 1,2,3, got 'fast'"),
+        (["sweep", "--seeds", "5-2"], 2, "--seeds: needs seeds like 0-15 or 0,3,7"),
+        (["sweep", "--batch-size", "0"], 1, "batch_size must be >= 1"),
+        (["sweep", "--workers", "2", "--scheduler", "x"], 2, "not allowed with argument"),
+        (["sweep", "--workers", "0"], 2, "--workers: needs an integer >= 1"),
+        (["sweep", "--plot", "/no/such/p.png"], 1, "the folder /no/such does not exist"),
+        (["sweep", "--scheduler", "tcp://127.0.0.1:1", "--iters", "1"], 1, "cannot connect"),
         (["fly"], 2, "invalid choice: 'fly'"),
         ([], 2, "the following arguments are required: command"),
     ],
@@ -170,15 +180,46 @@ def test_a_closed_pipe_ends_quietly():
 
 def test_the_progress_line_ends_at_100_percent_on_a_line_of_its_own(capsys):
     progress = cli.Progress(1000, quiet=True)
-    progress.start -= 3  # a run past the two seconds that show the line
+    progress.line.start -= 3  # a run past the two seconds that show the line
     progress(500, 0.5, 0.1)
     progress.close(finished=True)
     err = capsys.readouterr().err
     assert err.endswith("\n") and err.rstrip("\n").split("\r")[-1].startswith("[" + "#" * 30)
     assert " 100% 1000/1000 iterations" in err
     progress = cli.Progress(1000, quiet=True)
-    progress.start -= 3
+    progress.line.start -= 3
     progress(500, 0.5, 0.1)
     progress.close(finished=False)  # interrupted: what follows starts a line
     err = capsys.readouterr().err
     assert err.endswith("\n") and "100%" not in err
+
+
+def test_sweep_prints_the_grid_best_first_and_draws_its_plot(tmp_path):
+    png = tmp_path / "sweep.png"
+    code, out, err = fastffn_cli(
+        "sweep", "--lrate", "0.001,0.01,0.03", "--seeds", "0-1,5", "--iters", "1500",
+        "--plot", str(png),
+    )  # fmt: skip
+    assert code == 0, err
+    lines = out.splitlines()
+    assert lines[0].split() == ["lrate", "seed", "batch", "loss", "accuracy"]
+    rows = [line.split() for line in lines[1:10]]
+    assert sorted((float(r[0]), int(r[1])) for r in rows) == [
+        (lr, s) for lr in (0.001, 0.01, 0.03) for s in (0, 1, 5)
+    ]
+    accuracies = [float(r[-1]) for r in rows]
+    assert accuracies == sorted(accuracies, reverse=True) and accuracies[0] > 0.8
+    assert lines[10].startswith("9 models of 2-10-10-2 relu on hard, 1500 iterations each")
+    assert lines[11] == f"Saved the pictures to {png}"
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "100% 13500/13500 model-iterations" in err  # progress on stderr
+
+
+def test_sweep_on_local_workers_prints_what_it_prints_here():
+    args = ("sweep", "--lrate", "0.003,0.03", "--seeds", "0-2", "--iters", "800")
+    code, here, err = fastffn_cli(*args)
+    assert code == 0, err
+    code, there, err = fastffn_cli(*args, "--workers", "2")
+    assert code == 0, err
+    assert here.splitlines()[:-1] == there.splitlines()[:-1]  # all but the time and the place
+    assert there.splitlines()[-1].endswith("on a local Dask cluster")
