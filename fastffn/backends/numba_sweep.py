@@ -24,70 +24,97 @@ import numba
 import numpy as np
 
 from ._numba_cache import jit
+from .numba import FASTMATH
 from .numba_loop import LINEAR, RELU, SIGMOID, TANH
 
 #: Models side by side in a group (M): a constant, so that the compiler unrolls
 #: every loop over models into whole SIMD registers (two of AVX2's for float64).
+#: ``dot_lanes`` keeps one accumulator a model in registers: it is written for 8.
 LANES = 8
 
 
-@jit
-def forward(ops, shapes, params, acts, cols, scratch):
-    """The forward pass of the first ``cols`` columns of ``acts[0]`` for every model.
+@jit(fastmath=FASTMATH)
+def dot_lanes(U, V, count):
+    """For each of the 8 models q: the sum over r < count of ``U[r, q] * V[r, q]``, r ascending.
 
-    ``acts`` is L + 1 by width by b by M: module k reads ``acts[k]`` and writes
-    ``acts[k + 1]``.
+    One named accumulator a model, so that the sums stay in registers and the
+    eight products of a step share SIMD instructions (a sum into memory would
+    not: the compiler cannot tell that it does not alias U or V).
+    """
+    s0 = s1 = s2 = s3 = s4 = s5 = s6 = s7 = U.dtype.type(0)
+    for r in range(count):
+        s0 += U[r, 0] * V[r, 0]
+        s1 += U[r, 1] * V[r, 1]
+        s2 += U[r, 2] * V[r, 2]
+        s3 += U[r, 3] * V[r, 3]
+        s4 += U[r, 4] * V[r, 4]
+        s5 += U[r, 5] * V[r, 5]
+        s6 += U[r, 6] * V[r, 6]
+        s7 += U[r, 7] * V[r, 7]
+    return s0, s1, s2, s3, s4, s5, s6, s7
+
+
+@jit(fastmath=FASTMATH)
+def forward(ops, shapes, params, acts, cols, scratch):
+    """The forward pass of the first ``cols`` samples in ``acts[0]`` for every model.
+
+    ``acts`` is L + 1 by b by width by M: module k reads ``acts[k, j]`` and
+    writes ``acts[k + 1, j]`` for sample j, each a C-ordered width by M view.
     """
     zero, one = params.dtype.type(0), params.dtype.type(1)
     for k in range(ops.size):
         op, m, n, base = ops[k], shapes[k, 0], shapes[k, 1], shapes[k, 2]
+        if op == LINEAR:
+            W = params[base : base + m * n].reshape((m, n, LANES))
+            B = params[base + m * n : base + m * n + n]
         for j in range(cols):
+            A, Z = acts[k, j], acts[k + 1, j]
             if op == LINEAR:  # W.T @ a + W0, as the one-model loop sums it
                 for i in range(n):
                     for q in range(LANES):
-                        acts[k + 1, i, j, q] = zero
+                        Z[i, q] = zero
                 for r in range(m):
                     for i in range(n):
                         for q in range(LANES):
-                            acts[k + 1, i, j, q] += params[base + r * n + i, q] * acts[k, r, j, q]
+                            Z[i, q] += W[r, i, q] * A[r, q]
                 for i in range(n):
                     for q in range(LANES):
-                        acts[k + 1, i, j, q] += params[base + m * n + i, q]
+                        Z[i, q] += B[i, q]
             elif op == TANH:
                 for i in range(n):
                     for q in range(LANES):
-                        acts[k + 1, i, j, q] = np.tanh(acts[k, i, j, q])
+                        Z[i, q] = np.tanh(A[i, q])
             elif op == RELU:
                 for i in range(n):
                     for q in range(LANES):
-                        acts[k + 1, i, j, q] = max(zero, acts[k, i, j, q])
+                        Z[i, q] = max(zero, A[i, q])
             elif op == SIGMOID:
                 for i in range(n):
                     for q in range(LANES):
-                        acts[k + 1, i, j, q] = one / (one + np.exp(-acts[k, i, j, q]))
-            else:  # softmax, shifted by each column's maximum
+                        Z[i, q] = one / (one + np.exp(-A[i, q]))
+            else:  # softmax, shifted by each model's maximum
                 for q in range(LANES):
-                    scratch[0, q] = acts[k, 0, j, q]
+                    scratch[0, q] = A[0, q]
                 for i in range(1, n):
                     for q in range(LANES):
-                        scratch[0, q] = max(scratch[0, q], acts[k, i, j, q])
+                        scratch[0, q] = max(scratch[0, q], A[i, q])
                 for q in range(LANES):
                     scratch[1, q] = zero
                 for i in range(n):
                     for q in range(LANES):
-                        acts[k + 1, i, j, q] = np.exp(acts[k, i, j, q] - scratch[0, q])
-                        scratch[1, q] += acts[k + 1, i, j, q]
+                        Z[i, q] = np.exp(A[i, q] - scratch[0, q])
+                        scratch[1, q] += Z[i, q]
                 for i in range(n):
                     for q in range(LANES):
-                        acts[k + 1, i, j, q] /= scratch[1, q]
+                        Z[i, q] /= scratch[1, q]
 
 
-@jit
+@jit(fastmath=FASTMATH)
 def correct(ops, shapes, params, XT, YT, acts, hits):
     """Into ``hits`` (M,): how many training points each model classifies right, -1 if
-    one of its outputs was not finite. ``acts`` as for ``forward``; its b columns
+    one of its outputs was not finite. ``acts`` as for ``forward``; its b samples
     take b points at a time."""
-    L, M, b = ops.size, params.shape[1], acts.shape[2]
+    L, M, b = ops.size, params.shape[1], acts.shape[1]
     hits[:] = 0
     finite = np.ones(M, dtype=np.bool_)
     scratch = np.empty((2, M), dtype=params.dtype)
@@ -95,11 +122,10 @@ def correct(ops, shapes, params, XT, YT, acts, hits):
         cols = min(b, XT.shape[0] - start)
         for j in range(cols):
             for i in range(XT.shape[1]):
-                acts[0, i, j, :] = XT[start + j, i]
+                acts[0, j, i, :] = XT[start + j, i]
         forward(ops, shapes, params, acts, cols, scratch)
-        out = acts[L]
         for j in range(cols):
-            t = start + j
+            t, out = start + j, acts[L, j]
             label = 0
             for i in range(YT.shape[1]):
                 if YT[t, i] > YT[t, label]:
@@ -107,8 +133,8 @@ def correct(ops, shapes, params, XT, YT, acts, hits):
             for q in range(LANES):
                 best = 0
                 for i in range(YT.shape[1]):
-                    finite[q] &= np.isfinite(out[i, j, q])
-                    if out[i, j, q] > out[best, j, q]:
+                    finite[q] &= np.isfinite(out[i, q])
+                    if out[i, q] > out[best, q]:
                         best = i
                 hits[q] += best == label
     for q in range(LANES):
@@ -116,7 +142,7 @@ def correct(ops, shapes, params, XT, YT, acts, hits):
             hits[q] = -1
 
 
-@jit
+@jit(fastmath=FASTMATH)
 def group_steps(
     ops, shapes, params, XT, YT, indices, lrates, tiny, first, every, rec_losses, rec_hits, stopped
 ):
@@ -129,7 +155,7 @@ def group_steps(
     grads = np.empty((P, M), dtype=dtype)
     loss = np.empty(M, dtype=dtype)
     total = np.empty(M, dtype=dtype)
-    check = np.empty(M, dtype=dtype)
+    zeros = np.zeros((P, M), dtype=dtype)
     rates = np.empty(M, dtype=dtype)
     scratch = np.empty((2, M), dtype=dtype)
     live = np.empty(M, dtype=np.bool_)
@@ -148,80 +174,67 @@ def group_steps(
                     stopped[q] = it
                 rec_hits[r, q] = hits[q]
         for j in range(b):
+            X0 = acts[0, j]
             for q in range(LANES):
                 t = indices[s, j, q]
                 for i in range(XT.shape[1]):
-                    acts[0, i, j, q] = XT[t, i]
+                    X0[i, q] = XT[t, i]
         forward(ops, shapes, params, acts, b, scratch)
 
         loss[:] = zero
         for j in range(b):  # NLL, then SoftMax and NLL differentiated together
+            out, g = acts[L, j], grad[L - 1, j]
             total[:] = zero
             for i in range(classes):
                 for q in range(LANES):
                     y = YT[indices[s, j, q], i]
-                    loss[q] -= y * np.log(max(acts[L, i, j, q], tiny))
+                    loss[q] -= y * np.log(max(out[i, q], tiny))
                     total[q] += y
             for i in range(classes):
                 for q in range(LANES):
-                    grad[L - 1, i, j, q] = acts[L, i, j, q] * total[q] - YT[indices[s, j, q], i]
+                    g[i, q] = out[i, q] * total[q] - YT[indices[s, j, q], i]
         if every and it % every == 1 % every:
             rec_losses[(it - 1 % every) // every] = loss
 
         for k in range(L - 2, -1, -1):
             op, m, n, base = ops[k], shapes[k, 0], shapes[k, 1], shapes[k, 2]
-            if op == LINEAR:
-                for r in range(m):  # dW = a g.T, dW0 = g summed over the batch, W g
+            if op == LINEAR:  # dW = a g.T and dW0 = g summed over the batch; W g
+                W = params[base : base + m * n].reshape((m, n, LANES))
+                dW = grads[base : base + m * n].reshape((m, n, LANES))
+                dB = grads[base + m * n : base + m * n + n]
+                for j in range(b):
+                    A, G = acts[k, j], grad[k + 1, j]
+                    for r in range(m):
+                        for i in range(n):
+                            for q in range(LANES):
+                                product = A[r, q] * G[i, q]
+                                dW[r, i, q] = product if j == 0 else dW[r, i, q] + product
                     for i in range(n):
-                        p = base + r * n + i
                         for q in range(LANES):
-                            grads[p, q] = zero
-                        for j in range(b):
-                            for q in range(LANES):
-                                grads[p, q] += acts[k, r, j, q] * grad[k + 1, i, j, q]
-                for i in range(n):
-                    p = base + m * n + i
-                    for q in range(LANES):
-                        grads[p, q] = zero
-                    for j in range(b):
-                        for q in range(LANES):
-                            grads[p, q] += grad[k + 1, i, j, q]
-                if k > 0:
-                    for j in range(b):
+                            dB[i, q] = G[i, q] if j == 0 else dB[i, q] + G[i, q]
+                    if k > 0:
+                        D = grad[k, j]
                         for r in range(m):
+                            s8 = dot_lanes(W[r], G, n)
                             for q in range(LANES):
-                                grad[k, r, j, q] = zero
-                            for i in range(n):
-                                for q in range(LANES):
-                                    grad[k, r, j, q] += (
-                                        params[base + r * n + i, q] * grad[k + 1, i, j, q]
-                                    )
-            elif op == TANH:
-                for i in range(n):
-                    for j in range(b):
-                        for q in range(LANES):
-                            grad[k, i, j, q] = (one - acts[k + 1, i, j, q] ** 2) * grad[
-                                k + 1, i, j, q
-                            ]
-            elif op == RELU:
-                for i in range(n):
-                    for j in range(b):
-                        for q in range(LANES):
-                            grad[k, i, j, q] = grad[k + 1, i, j, q] * (acts[k + 1, i, j, q] != 0)
+                                D[r, q] = s8[q]
             else:
-                for i in range(n):
-                    for j in range(b):
-                        for q in range(LANES):
-                            grad[k, i, j, q] = (
-                                acts[k + 1, i, j, q]
-                                * (one - acts[k + 1, i, j, q])
-                                * grad[k + 1, i, j, q]
-                            )
+                for j in range(b):
+                    Z, G, D = acts[k + 1, j], grad[k + 1, j], grad[k, j]
+                    if op == TANH:
+                        for i in range(n):
+                            for q in range(LANES):
+                                D[i, q] = (one - Z[i, q] ** 2) * G[i, q]
+                    elif op == RELU:
+                        for i in range(n):
+                            for q in range(LANES):
+                                D[i, q] = G[i, q] * (Z[i, q] != 0)
+                    else:
+                        for i in range(n):
+                            for q in range(LANES):
+                                D[i, q] = Z[i, q] * (one - Z[i, q]) * G[i, q]
 
-        check[:] = zero  # 0 for finite gradients, NaN for a model with one that is not
-        for p in range(P):
-            for q in range(LANES):
-                check[q] += grads[p, q] * zero
+        check = dot_lanes(grads, zeros, P)  # 0 for finite gradients, NaN for others
         for q in range(LANES):
             rates[q] = lrates[q]
             if live[q] and not (np.isfinite(loss[q]) and check[q] == zero):
@@ -269,5 +282,7 @@ def work(ops, shapes, XT, b, M):
     Allocated in a function of its own: one allocated in a ``prange`` body may
     be hoisted out of it and shared between threads.
     """
-    width = max(XT.shape[1], shapes[:, 1].max())
-    return np.empty((ops.size + 1, width, b, M), dtype=XT.dtype)
+    width = XT.shape[1]
+    for k in range(ops.size):
+        width = max(width, shapes[k, 1])
+    return np.empty((ops.size + 1, b, width, M), dtype=XT.dtype)
