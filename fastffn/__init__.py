@@ -15,6 +15,7 @@ from .datasets import (
     xor_more,
 )
 from .layers import NLL, Layer, Linear, ReLU, Sigmoid, SoftMax, Tanh
+from .optimizers import Optimizer
 from .persistence import load, save
 from .sequential import Sequential
 from .sweeps import SweepResult, sweep
@@ -30,6 +31,7 @@ __all__ = [
     "SoftMax",
     "NLL",
     "Sequential",
+    "Optimizer",
     "sweep",
     "SweepResult",
     "NonFiniteError",

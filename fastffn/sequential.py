@@ -159,6 +159,13 @@ class Sequential:
                     None records nothing and never measures the accuracy.
                 compiled (bool): Whether to run compiled where the model allows
                     (default True); False trains layer by layer.
+                optimizer (str or Optimizer): The update rule: ``"sgd"`` (the
+                    default, the notebook's step), ``"momentum"``, ``"nesterov"``
+                    or ``"adam"`` (``fastffn.optimizers`` gives the formulas), or
+                    an ``Optimizer``, whose state goes on from call to call.
+                momentum, beta1, beta2, eps, weight_decay (float): The rule's
+                    hyperparameters (defaults 0.9, 0.9, 0.999, 1e-8 and 0.0):
+                    ``weight_decay * W`` is added to each W's gradient.
 
         Returns:
             list: ``(iteration, loss, accuracy)`` every ``every`` iterations

@@ -84,6 +84,7 @@ _DRAW = {
     "normal": lambda rng, r, c: rng.standard_normal((r, c)),
     "logits": lambda rng, r, c: rng.standard_normal((r, c)) * 3,
     "one_hot": lambda rng, r, c: np.eye(r)[:, rng.integers(r, size=c)],
+    "square": lambda rng, r, c: rng.standard_normal((r, c)) ** 2,  # Adam's second moments
 }
 
 
@@ -103,7 +104,7 @@ class Kernel:
         args (str): One word per positional argument: ``kind:RC`` for an array
             drawn as ``kind`` (see ``_DRAW``) with rows R and columns C among
             ``m`` (inputs), ``n`` (outputs or classes), ``b`` (batch) or ``1``;
-            ``lrate`` for a scalar step size.
+            ``lrate`` for a scalar step size, a number for a hyperparameter.
 
     """
 
@@ -118,6 +119,8 @@ class Kernel:
         for arg in self.args.split():
             if arg == "lrate":
                 out.append(dtype.type(0.005))
+            elif ":" not in arg:  # a number: a hyperparameter
+                out.append(dtype.type(float(arg)))
             else:
                 kind, (rows, cols) = arg.split(":")
                 # C order, as the layers hand every array to a kernel
@@ -148,6 +151,9 @@ KERNELS = {
         Kernel("linear_forward", "normal:mn normal:n1 normal:mb"),
         Kernel("linear_backward", "normal:mn normal:mb normal:nb"),
         Kernel("sgd_update", "normal:mn normal:mn lrate"),
+        Kernel("momentum_update", "normal:mn normal:mn normal:mn lrate 0.9 0.01"),
+        Kernel("nesterov_update", "normal:mn normal:mn normal:mn lrate 0.9 0.01"),
+        Kernel("adam_update", "normal:mn normal:mn square:mn normal:mn lrate 0.9 0.999 1e-8 0.01"),
         *_activation_kernels(),
         Kernel("softmax_nll_backward", "softmax:nb one_hot:nb"),
         Kernel("nll_forward", "softmax:nb one_hot:nb"),

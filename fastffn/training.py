@@ -25,6 +25,7 @@ import numpy as np
 from . import backends, sequential
 from ._validation import NonFiniteError, all_finite, as_count, as_step_size
 from .layers import NLL, Linear, SoftMax, is_builtin
+from .optimizers import as_optimizer
 
 #: Seconds a compiled chunk aims to run: Ctrl-C lands between chunks.
 CHUNK_SECONDS = 0.1
@@ -37,14 +38,28 @@ TRANSPOSE_MIN_SIZE = 1 << 16
 
 
 def sgd(
-    model, X, Y, iters, lrate, *, batch_size=1, rng=None, report=True, every=250, compiled=True
-):
+    model, X, Y, iters, lrate, *, batch_size=1, rng=None, report=True, every=250, compiled=True,
+    optimizer="sgd", **hyper,
+):  # fmt: skip
     """Trains ``model`` by SGD; ``Sequential.sgd`` documents the arguments.
 
     Returns:
         list: ``(iteration, loss, accuracy)`` every ``every`` iterations.
 
     """
+    optimizer = as_optimizer(optimizer, **hyper)
+    if not optimizer.plain:
+        if overridden(model, "sgd_step"):
+            raise ValueError(
+                f"optimizer {optimizer.rule!r} (weight_decay {optimizer.weight_decay}) updates "
+                "the weights itself: a model with its own sgd_step can only use plain 'sgd'"
+            )
+        dtypes = {m.W.dtype for m in model.linear_layers}
+        if len(dtypes) != 1:
+            raise ValueError(
+                f"optimizer {optimizer.rule!r} needs layers of one dtype, got {dtypes}"
+            )
+        optimizer.prepare(sum(m.W.size + m.n for m in model.linear_layers), dtypes.pop())
     X, Y = model.check_data(X, Y)
     iters = as_count("iters", iters, minimum=0)
     lrate = as_step_size("lrate", lrate)
@@ -56,9 +71,9 @@ def sgd(
         raise TypeError(f"rng must be a numpy.random.Generator or None, got {rng!r}")
     samples = Samples(X.shape[1], batch_size, iters, rng)
     if compiled and compilable(model):
-        runner = CompiledRunner(model, X, Y)
+        runner = CompiledRunner(model, X, Y, optimizer)
     else:
-        runner = LayerRunner(model, X, Y, report)
+        runner = LayerRunner(model, X, Y, report, optimizer)
     # Overflow is caught as a non-finite loss or gradient; NumPy need not warn too.
     with np.errstate(all="ignore"):
         return _loop(runner, samples, iters, lrate, report, every)
@@ -164,8 +179,8 @@ def compilable(model):
 class LayerRunner:
     """The notebook's SGD step through the model's own methods: any model, any backend."""
 
-    def __init__(self, model, X, Y, report):
-        self.model, self.X, self.Y = model, X, Y
+    def __init__(self, model, X, Y, report, optimizer):
+        self.model, self.X, self.Y, self.optimizer = model, X, Y, optimizer
         # Sequential's own forward skips the data checks sgd made; a user's own runs as written.
         self.forward = model.forward if overridden(model, "forward") else model._forward
         loss = model.loss
@@ -227,7 +242,10 @@ class LayerRunner:
             record = (it, float(loss), float(accuracy))
             if self.prints:
                 model.print_accuracy(it, X, Y, loss, every)
-        model.sgd_step(lrate)
+        if self.optimizer.plain:
+            model.sgd_step(lrate)  # the notebook's step, or a model's own
+        else:
+            self.optimizer.update(model, lrate)
         return record
 
 
@@ -241,10 +259,10 @@ class CompiledRunner:
 
     prints = False
 
-    def __init__(self, model, X, Y):
+    def __init__(self, model, X, Y, optimizer):
         from .backends import numba_loop  # numba is imported only where a model compiles
 
-        self.loop = numba_loop
+        self.loop, self.optimizer = numba_loop, optimizer
         self.ops, self.shapes, self.params = pack(model)
         attach(model, self.shapes, self.params)
         # The loop reads each sample's features together: one transpose per sgd call,
@@ -259,9 +277,14 @@ class CompiledRunner:
         losses = np.full(count, np.nan, dtype=dtype)
         hits = np.zeros(count, dtype=np.int64)
         model = (self.ops, self.shapes, self.params, self.XT, self.YT)
-        arguments = (*model, indices, dtype.type(lrate), np.finfo(dtype).tiny)
+        optimizer = self.optimizer
+        rates = optimizer.step_sizes(lrate, count, dtype)
+        rule = (optimizer.code, np.empty((2, 0), dtype) if optimizer.plain else optimizer.slots,
+                optimizer.hyper(dtype))  # fmt: skip
+        arguments = (*model, indices, rates, np.finfo(dtype).tiny, *rule)
         loop = self.loop.column_steps if samples.batch_size == 1 else self.loop.sgd_steps
         done = loop(*arguments, losses, it, every, hits)
+        optimizer.t += done
         recorded = range(next_record(it, every) - it, min(done, count), every) if every else ()
         size = self.XT.shape[0]
         records = [(it + i, float(losses[i]), float(hits[i] / size)) for i in recorded]

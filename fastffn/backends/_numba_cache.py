@@ -46,10 +46,12 @@ class _Locator(caching._SourceFileBackedLocatorMixin, caching._CacheLocator):
 
         Numba's own stamp is the function's file: a kernel compiled into a loop
         of another file would stay cached after an edit. Here an edit to any
-        backend module recompiles them all.
+        backend module recompiles them all, as does one to ``optimizers.py``,
+        whose rule codes the loops read.
         """
         folder = os.path.dirname(self._py_file)
         paths = sorted(glob.glob(os.path.join(folder, "*.py")))
+        paths.append(os.path.join(os.path.dirname(folder), "optimizers.py"))
         return tuple(caching._hash_source_file(p, *_stat(p)) for p in paths)
 
 

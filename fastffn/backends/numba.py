@@ -143,6 +143,34 @@ def sgd_update_into(W, dLdW, lrate):
 
 
 @jit
+def momentum_update_into(W, V, dLdW, lrate, momentum, decay):
+    """``momentum_update`` in place on flat (1-D) arrays W and V."""
+    for i in range(W.size):
+        V[i] = momentum * V[i] - lrate * (dLdW[i] + decay * W[i])
+        W[i] = W[i] + V[i]
+
+
+@jit
+def nesterov_update_into(W, V, dLdW, lrate, momentum, decay):
+    """``nesterov_update`` in place on flat arrays W and V."""
+    for i in range(W.size):
+        G = dLdW[i] + decay * W[i]
+        V[i] = momentum * V[i] - lrate * G
+        W[i] = W[i] + (momentum * V[i] - lrate * G)
+
+
+@jit
+def adam_update_into(W, M, V, dLdW, step, beta1, beta2, eps, decay):
+    """``adam_update`` in place on flat arrays W, M and V."""
+    one = W.dtype.type(1)
+    for i in range(W.size):
+        G = dLdW[i] + decay * W[i]
+        M[i] = beta1 * M[i] + (one - beta1) * G
+        V[i] = beta2 * V[i] + (one - beta2) * (G * G)
+        W[i] = W[i] - step * M[i] / (np.sqrt(V[i]) + eps)
+
+
+@jit
 def tanh_forward_into(Z, A):
     n, b = Z.shape
     for i in range(n):
@@ -280,6 +308,34 @@ def sgd_update(W, dLdW, lrate):
     out = W.copy()
     sgd_update_into(out, dLdW, lrate)
     return out
+
+
+@jit
+def momentum_update(W, V, dLdW, lrate, momentum, decay):
+    """New W and V after one step of SGD with momentum (see the reference)."""
+    W, V = W.copy(), V.copy()
+    momentum_update_into(W.reshape(W.size), V.reshape(V.size), dLdW.reshape(W.size), lrate,
+                         momentum, decay)  # fmt: skip
+    return W, V
+
+
+@jit
+def nesterov_update(W, V, dLdW, lrate, momentum, decay):
+    """New W and V after one step of Nesterov's accelerated gradient (see the reference)."""
+    W, V = W.copy(), V.copy()
+    nesterov_update_into(W.reshape(W.size), V.reshape(V.size), dLdW.reshape(W.size), lrate,
+                         momentum, decay)  # fmt: skip
+    return W, V
+
+
+@jit
+def adam_update(W, M, V, dLdW, step, beta1, beta2, eps, decay):
+    """New W, M and V after one step of Adam (see the reference)."""
+    W, M, V = W.copy(), M.copy(), V.copy()
+    flat = W.size
+    adam_update_into(W.reshape(flat), M.reshape(flat), V.reshape(flat), dLdW.reshape(flat), step,
+                     beta1, beta2, eps, decay)  # fmt: skip
+    return W, M, V
 
 
 def tanh_forward(Z):

@@ -9,13 +9,17 @@ SGD: the same arithmetic written for a single column, in one function.
 
 import numpy as np
 
+from ..optimizers import RULES
 from . import ACCURACY_BLOCK
 from ._numba_cache import jit
 from .numba import (
     FASTMATH,
+    adam_update_into,
     linear_forward_into,
     matmul_nn_into,
     matmul_nt_into,
+    momentum_update_into,
+    nesterov_update_into,
     nll_total,
     relu_backward_into,
     relu_forward_into,
@@ -32,6 +36,7 @@ from .numba import (
 #: layer to "linear" and an activation to its kernel name.
 OPS = ("linear", "tanh", "relu", "sigmoid", "softmax")
 LINEAR, TANH, RELU, SIGMOID, SOFTMAX = range(len(OPS))
+MOMENTUM, NESTEROV = RULES.index("momentum"), RULES.index("nesterov")
 
 
 @jit
@@ -84,7 +89,23 @@ def weights(params, m, n, offset):
 
 
 @jit
-def sgd_steps(ops, shapes, params, XT, YT, indices, lrate, tiny, losses, first, every, hits):
+def sgd_steps(
+    ops,
+    shapes,
+    params,
+    XT,
+    YT,
+    indices,
+    rates,
+    tiny,
+    rule,
+    slots,
+    hyper,
+    losses,
+    first,
+    every,
+    hits,
+):
     """Runs ``len(indices)`` SGD steps, updating ``params`` in place.
 
     Args:
@@ -97,8 +118,11 @@ def sgd_steps(ops, shapes, params, XT, YT, indices, lrate, tiny, losses, first, 
             each sample's features lie together in memory.
         YT (ndarray): The N by k transpose of their one-hot classes Y.
         indices (ndarray): An iters by b int64 matrix: the columns of each batch.
-        lrate (scalar): The step size, of the model's dtype.
+        rates (ndarray): Each step's step size, of the model's dtype.
         tiny (scalar): The dtype's smallest normal number, the floor of the NLL's log.
+        rule (int): The update's code in ``optimizers.RULES``: 0 the notebook's
+            step, else ``update`` with ``slots`` (2 by P, the optimizer's state,
+            updated in place) and ``hyper`` (``Optimizer.hyper``).
         losses (ndarray): An iters vector that receives each step's loss.
         first (int): The iteration number of the first step.
         every (int): Steps whose number ``it`` has ``it % every == 1`` record
@@ -163,8 +187,7 @@ def sgd_steps(ops, shapes, params, XT, YT, indices, lrate, tiny, losses, first, 
 
         if not all_finite(grads):
             return it
-        for i in range(params.size):
-            params[i] -= lrate * grads[i]
+        update(ops, shapes, params, grads, rates[it], rule, slots, hyper)
     return indices.shape[0]
 
 
@@ -190,6 +213,35 @@ def module_backward(op, W, A, out, g, dW, dW0, grad, by_input):
             matmul_nn_into(W, g, grad)
     else:
         activation_backward_into(op, out, g, grad)
+
+
+@jit
+def update(ops, shapes, params, grads, rate, rule, slots, hyper):
+    """One step of update rule ``rule`` on every weight (see ``sgd_steps``): the
+    notebook's ``params -= rate * grads``, or the optimizer's kernel on each W
+    (with weight decay) and each W0 (without)."""
+    if rule == 0:
+        for i in range(params.size):
+            params[i] -= rate * grads[i]
+        return
+    momentum, beta1, beta2, eps, decay = hyper[0], hyper[1], hyper[2], hyper[3], hyper[4]
+    zero = hyper.dtype.type(0)  # a Python 0 would promote float32 to float64
+    for k in range(ops.size):
+        if ops[k] != LINEAR:
+            continue
+        m, n, base = shapes[k, 0], shapes[k, 1], shapes[k, 2]
+        for start, stop, penalty in (
+            (base, base + m * n, decay),
+            (base + m * n, base + m * n + n, zero),
+        ):
+            W, G = params[start:stop], grads[start:stop]
+            S0, S1 = slots[0, start:stop], slots[1, start:stop]
+            if rule == MOMENTUM:
+                momentum_update_into(W, S0, G, rate, momentum, penalty)
+            elif rule == NESTEROV:
+                nesterov_update_into(W, S0, G, rate, momentum, penalty)
+            else:
+                adam_update_into(W, S0, S1, G, rate, beta1, beta2, eps, penalty)
 
 
 @jit(fastmath=FASTMATH)
@@ -257,7 +309,23 @@ def column_forward(ops, shapes, params, XT, t, acts):
 
 
 @jit(fastmath=FASTMATH)
-def column_steps(ops, shapes, params, XT, YT, indices, lrate, tiny, losses, first, every, hits):
+def column_steps(
+    ops,
+    shapes,
+    params,
+    XT,
+    YT,
+    indices,
+    rates,
+    tiny,
+    rule,
+    slots,
+    hyper,
+    losses,
+    first,
+    every,
+    hits,
+):
     """``sgd_steps`` for batches of one sample (indices iters by 1), one column at a time."""
     L = ops.size
     zero, one = params.dtype.type(0), params.dtype.type(1)
@@ -314,8 +382,7 @@ def column_steps(ops, shapes, params, XT, YT, indices, lrate, tiny, losses, firs
 
         if not all_finite(grads):
             return it
-        for i in range(params.size):
-            params[i] -= lrate * grads[i]
+        update(ops, shapes, params, grads, rates[it], rule, slots, hyper)
     return indices.shape[0]
 
 

@@ -68,6 +68,65 @@ def sgd_update(W, dLdW, lrate):
     return W - lrate * dLdW
 
 
+def momentum_update(W, V, dLdW, lrate, momentum, decay):
+    """One step of SGD with momentum (Polyak's heavy ball, as scikit-learn writes it).
+
+    ``G = dLdW + decay * W`` (L2 weight decay), ``V' = momentum * V - lrate * G``,
+    ``W' = W + V'``. With momentum 0 this is SGD on the decayed gradient.
+
+    Args:
+        W (ndarray): Weights of any shape.
+        V (ndarray): Their velocity, same shape (zeros before the first step).
+        dLdW (ndarray): Their gradient, same shape.
+        lrate, momentum, decay (scalar): Already of W's dtype.
+
+    Returns:
+        tuple: The new W and V.
+
+    """
+    G = dLdW + decay * W
+    V = momentum * V - lrate * G
+    return W + V, V
+
+
+def nesterov_update(W, V, dLdW, lrate, momentum, decay):
+    """One step of Nesterov's accelerated gradient in Sutskever et al.'s (2013) form,
+    as scikit-learn writes it: ``V`` as in ``momentum_update``, then
+    ``W' = W + (momentum * V' - lrate * G)``.
+
+    Returns:
+        tuple: The new W and V.
+
+    """
+    G = dLdW + decay * W
+    V = momentum * V - lrate * G
+    return W + (momentum * V - lrate * G), V
+
+
+def adam_update(W, M, V, dLdW, step, beta1, beta2, eps, decay):
+    """One step of Adam (Kingma & Ba 2015, Algorithm 1 in the efficient form of its section 2).
+
+    ``G = dLdW + decay * W``, ``M' = beta1 * M + (1 - beta1) * G``,
+    ``V' = beta2 * V + (1 - beta2) * G**2``, ``W' = W - step * M' / (sqrt(V') + eps)``,
+    where the caller's ``step`` is ``lrate * sqrt(1 - beta2**t) / (1 - beta1**t)``
+    at step t = 1, 2, ... (the bias corrections).
+
+    Args:
+        W (ndarray): Weights of any shape.
+        M, V (ndarray): Their first and second moment estimates (zeros at first).
+        dLdW (ndarray): Their gradient.
+        step, beta1, beta2, eps, decay (scalar): Already of W's dtype.
+
+    Returns:
+        tuple: The new W, M and V.
+
+    """
+    G = dLdW + decay * W
+    M = beta1 * M + (1 - beta1) * G
+    V = beta2 * V + (1 - beta2) * (G * G)
+    return W - step * M / (np.sqrt(V) + eps), M, V
+
+
 def tanh_forward(Z):
     """Hyperbolic tangent of an n by b matrix of pre-activations."""
     return np.tanh(Z)
