@@ -196,7 +196,9 @@ def test_an_optimizer_holds_one_models_state():
     X, Y = hard()
     adam = Optimizer("adam")
     network((2, 10, 10, 2)).sgd(X, Y, 10, 0.01, report=False, optimizer=adam)
-    with pytest.raises(ValueError, match="holds the state of a model of 162 float64 weights, not 22"):
+    with pytest.raises(
+        ValueError, match="holds the state of a model of 162 float64 weights, not 22"
+    ):
         network((2, 4, 2)).sgd(X, Y, 10, 0.01, report=False, optimizer=adam)
 
 

@@ -90,22 +90,9 @@ def weights(params, m, n, offset):
 
 @jit
 def sgd_steps(
-    ops,
-    shapes,
-    params,
-    XT,
-    YT,
-    indices,
-    rates,
-    tiny,
-    rule,
-    slots,
-    hyper,
-    losses,
-    first,
-    every,
-    hits,
-):
+    ops, shapes, params, XT, YT, indices, rates, tiny, rule, slots, hyper,
+    losses, first, every, hits,
+):  # fmt: skip
     """Runs ``len(indices)`` SGD steps, updating ``params`` in place.
 
     Args:
@@ -310,22 +297,9 @@ def column_forward(ops, shapes, params, XT, t, acts):
 
 @jit(fastmath=FASTMATH)
 def column_steps(
-    ops,
-    shapes,
-    params,
-    XT,
-    YT,
-    indices,
-    rates,
-    tiny,
-    rule,
-    slots,
-    hyper,
-    losses,
-    first,
-    every,
-    hits,
-):
+    ops, shapes, params, XT, YT, indices, rates, tiny, rule, slots, hyper,
+    losses, first, every, hits,
+):  # fmt: skip
     """``sgd_steps`` for batches of one sample (indices iters by 1), one column at a time."""
     L = ops.size
     zero, one = params.dtype.type(0), params.dtype.type(1)
