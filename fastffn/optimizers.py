@@ -85,10 +85,11 @@ class Optimizer:
                 )
             self.slots = np.zeros((2, size), dtype=dtype)
 
-    def hyper(self, dtype):
-        """momentum (0 for sgd), beta1, beta2, eps and weight_decay: an array of ``dtype``."""
+    def hyper(self, dtype, scale=1.0):
+        """momentum (0 for sgd), beta1, beta2, eps, weight_decay and Adam's gradient
+        ``scale`` (see ``update``): an array of ``dtype``."""
         momentum = self.momentum if self.rule in ("momentum", "nesterov") else 0.0
-        values = (momentum, self.beta1, self.beta2, self.eps, self.weight_decay)
+        values = (momentum, self.beta1, self.beta2, self.eps, self.weight_decay, scale)
         return np.array(values, dtype=dtype)
 
     def step_sizes(self, lrate, count, dtype):
@@ -99,12 +100,16 @@ class Optimizer:
         t = np.arange(self.t + 1, self.t + count + 1, dtype=np.float64)
         return (lrate * np.sqrt(1 - self.beta2**t) / (1 - self.beta1**t)).astype(dtype)
 
-    def update(self, model, lrate):
-        """One step on every Linear layer of ``model`` from its dLdW and dLdW0 (the layer path)."""
+    def update(self, model, lrate, scale=1.0):
+        """One step on every Linear layer of ``model`` from its dLdW and dLdW0 (the layer path).
+
+        Adam's G is multiplied by ``scale`` (1 / b: the batch mean); the other
+        rules are linear in the step size, which carries any scale.
+        """
         dtype = model.linear_layers[0].W.dtype
         (step,) = self.step_sizes(lrate, 1, dtype)
         self.t += 1
-        momentum, beta1, beta2, eps, decay = self.hyper(dtype)
+        momentum, beta1, beta2, eps, decay, scale = self.hyper(dtype, scale)
         offset = 0
         for layer in model.linear_layers:
             kernels = layer.kernels
@@ -114,7 +119,7 @@ class Optimizer:
                 S0, S1 = state[0].reshape(W.shape), state[1].reshape(W.shape)
                 if self.rule == "adam":
                     W, S0[...], S1[...] = kernels.adam_update(W, S0, S1, grad, step, beta1, beta2,
-                                                              eps, rate)  # fmt: skip
+                                                              eps, rate, scale)  # fmt: skip
                 else:
                     kernel = (
                         kernels.nesterov_update

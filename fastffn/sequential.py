@@ -163,6 +163,9 @@ class Sequential:
                     default, the notebook's step), ``"momentum"``, ``"nesterov"``
                     or ``"adam"`` (``fastffn.optimizers`` gives the formulas), or
                     an ``Optimizer``, whose state goes on from call to call.
+                average (bool): Whether a step uses the batch's mean gradient
+                    (and ``weight_decay / b``), scikit-learn's convention, instead
+                    of the notebook's sum (default False).
                 momentum, beta1, beta2, eps, weight_decay (float): The rule's
                     hyperparameters (defaults 0.9, 0.9, 0.999, 1e-8 and 0.0):
                     ``weight_decay * W`` is added to each W's gradient.

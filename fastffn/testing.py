@@ -153,7 +153,9 @@ KERNELS = {
         Kernel("sgd_update", "normal:mn normal:mn lrate"),
         Kernel("momentum_update", "normal:mn normal:mn normal:mn lrate 0.9 0.01"),
         Kernel("nesterov_update", "normal:mn normal:mn normal:mn lrate 0.9 0.01"),
-        Kernel("adam_update", "normal:mn normal:mn square:mn normal:mn lrate 0.9 0.999 1e-8 0.01"),
+        Kernel(
+            "adam_update", "normal:mn normal:mn square:mn normal:mn lrate 0.9 0.999 1e-8 0.01 0.25"
+        ),
         *_activation_kernels(),
         Kernel("softmax_nll_backward", "softmax:nb one_hot:nb"),
         Kernel("nll_forward", "softmax:nb one_hot:nb"),

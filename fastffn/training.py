@@ -39,7 +39,7 @@ TRANSPOSE_MIN_SIZE = 1 << 16
 
 def sgd(
     model, X, Y, iters, lrate, *, batch_size=1, rng=None, report=True, every=250, compiled=True,
-    optimizer="sgd", **hyper,
+    optimizer="sgd", average=False, **hyper,
 ):  # fmt: skip
     """Trains ``model`` by SGD; ``Sequential.sgd`` documents the arguments.
 
@@ -69,11 +69,17 @@ def sgd(
         raise TypeError(f"report must be True, False or a callable, got {report!r}")
     if rng is not None and not isinstance(rng, np.random.Generator):
         raise TypeError(f"rng must be a numpy.random.Generator or None, got {rng!r}")
+    if not isinstance(average, bool):
+        raise TypeError(f"average must be True or False, got {average!r}")
+    # The batch mean: (gradient + decay * W) / b, Adam's G scaled, the others' step.
+    scale = 1.0 / batch_size if average else 1.0
+    if optimizer.rule != "adam":
+        lrate, scale = lrate * scale, 1.0
     samples = Samples(X.shape[1], batch_size, iters, rng)
     if compiled and compilable(model):
-        runner = CompiledRunner(model, X, Y, optimizer)
+        runner = CompiledRunner(model, X, Y, optimizer, scale)
     else:
-        runner = LayerRunner(model, X, Y, report, optimizer)
+        runner = LayerRunner(model, X, Y, report, optimizer, scale)
     # Overflow is caught as a non-finite loss or gradient; NumPy need not warn too.
     with np.errstate(all="ignore"):
         return _loop(runner, samples, iters, lrate, report, every)
@@ -179,8 +185,9 @@ def compilable(model):
 class LayerRunner:
     """The notebook's SGD step through the model's own methods: any model, any backend."""
 
-    def __init__(self, model, X, Y, report, optimizer):
-        self.model, self.X, self.Y, self.optimizer = model, X, Y, optimizer
+    def __init__(self, model, X, Y, report, optimizer, scale):
+        self.model, self.X, self.Y = model, X, Y
+        self.optimizer, self.scale = optimizer, scale
         # Sequential's own forward skips the data checks sgd made; a user's own runs as written.
         self.forward = model.forward if overridden(model, "forward") else model._forward
         loss = model.loss
@@ -245,7 +252,7 @@ class LayerRunner:
         if self.optimizer.plain:
             model.sgd_step(lrate)  # the notebook's step, or a model's own
         else:
-            self.optimizer.update(model, lrate)
+            self.optimizer.update(model, lrate, self.scale)
         return record
 
 
@@ -259,10 +266,10 @@ class CompiledRunner:
 
     prints = False
 
-    def __init__(self, model, X, Y, optimizer):
+    def __init__(self, model, X, Y, optimizer, scale):
         from .backends import numba_loop  # numba is imported only where a model compiles
 
-        self.loop, self.optimizer = numba_loop, optimizer
+        self.loop, self.optimizer, self.scale = numba_loop, optimizer, scale
         self.ops, self.shapes, self.params = pack(model)
         attach(model, self.shapes, self.params)
         # The loop reads each sample's features together: one transpose per sgd call,
@@ -280,7 +287,7 @@ class CompiledRunner:
         optimizer = self.optimizer
         rates = optimizer.step_sizes(lrate, count, dtype)
         rule = (optimizer.code, np.empty((2, 0), dtype) if optimizer.plain else optimizer.slots,
-                optimizer.hyper(dtype))  # fmt: skip
+                optimizer.hyper(dtype, self.scale))  # fmt: skip
         arguments = (*model, indices, rates, np.finfo(dtype).tiny, *rule)
         loop = self.loop.column_steps if samples.batch_size == 1 else self.loop.sgd_steps
         done = loop(*arguments, losses, it, every, hits)

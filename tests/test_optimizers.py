@@ -20,6 +20,8 @@ RULE_CASES = [
     ("nesterov", {"momentum": 0.9}),
     ("adam", {}),
     ("adam", {"beta1": 0.8, "beta2": 0.99, "eps": 1e-6, "weight_decay": 0.01}),
+    ("adam", {"average": True, "weight_decay": 0.01}),  # scikit-learn's batch mean
+    ("nesterov", {"average": True}),
 ]
 
 
@@ -91,8 +93,12 @@ def test_a_thousand_steps_match_scikit_learns_optimizers(rule, hyper):
         model.loss.forward(model.forward(X[:, columns]), Y[:, columns])
         model.backward(model.loss.backward())
         grads = [g for m in model.linear_layers for g in (m.dLdW, m.dLdW0)]
-        theirs.update_params(params, grads)
-        ours.update(model, 0.01)
+        if rule == "adam":  # scikit-learn's mean gradient: G scaled by 1 / b
+            theirs.update_params(params, [g / 4 for g in grads])
+            ours.update(model, 0.01, scale=0.25)
+        else:
+            theirs.update_params(params, grads)
+            ours.update(model, 0.01)
     for w, w_theirs in zip(weights(model), params, strict=True):
         np.testing.assert_allclose(w, w_theirs, rtol=1e-10, atol=1e-12)
 
@@ -175,6 +181,7 @@ class OwnStep(Sequential):
         ({"optimizer": Optimizer("adam"), "beta1": 0.5}, TypeError,
          "give ['beta1'] to the Optimizer"),
         ({"learning_rate": 0.1}, TypeError, "learning_rate"),
+        ({"average": 1}, TypeError, "average must be True or False, got 1"),
     ],
 )  # fmt: skip
 def test_bad_optimizer_arguments_are_named(kwargs, error, words):

@@ -160,11 +160,11 @@ def nesterov_update_into(W, V, dLdW, lrate, momentum, decay):
 
 
 @jit
-def adam_update_into(W, M, V, dLdW, step, beta1, beta2, eps, decay):
+def adam_update_into(W, M, V, dLdW, step, beta1, beta2, eps, decay, scale):
     """``adam_update`` in place on flat arrays W, M and V."""
     one = W.dtype.type(1)
     for i in range(W.size):
-        G = dLdW[i] + decay * W[i]
+        G = scale * (dLdW[i] + decay * W[i])
         M[i] = beta1 * M[i] + (one - beta1) * G
         V[i] = beta2 * V[i] + (one - beta2) * (G * G)
         W[i] = W[i] - step * M[i] / (np.sqrt(V[i]) + eps)
@@ -329,12 +329,12 @@ def nesterov_update(W, V, dLdW, lrate, momentum, decay):
 
 
 @jit
-def adam_update(W, M, V, dLdW, step, beta1, beta2, eps, decay):
+def adam_update(W, M, V, dLdW, step, beta1, beta2, eps, decay, scale):
     """New W, M and V after one step of Adam (see the reference)."""
     W, M, V = W.copy(), M.copy(), V.copy()
     flat = W.size
     adam_update_into(W.reshape(flat), M.reshape(flat), V.reshape(flat), dLdW.reshape(flat), step,
-                     beta1, beta2, eps, decay)  # fmt: skip
+                     beta1, beta2, eps, decay, scale)  # fmt: skip
     return W, M, V
 
 

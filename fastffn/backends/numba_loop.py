@@ -211,7 +211,14 @@ def update(ops, shapes, params, grads, rate, rule, slots, hyper):
         for i in range(params.size):
             params[i] -= rate * grads[i]
         return
-    momentum, beta1, beta2, eps, decay = hyper[0], hyper[1], hyper[2], hyper[3], hyper[4]
+    momentum, beta1, beta2, eps, decay, scale = (
+        hyper[0],
+        hyper[1],
+        hyper[2],
+        hyper[3],
+        hyper[4],
+        hyper[5],
+    )
     zero = hyper.dtype.type(0)  # a Python 0 would promote float32 to float64
     for k in range(ops.size):
         if ops[k] != LINEAR:
@@ -228,7 +235,7 @@ def update(ops, shapes, params, grads, rate, rule, slots, hyper):
             elif rule == NESTEROV:
                 nesterov_update_into(W, S0, G, rate, momentum, penalty)
             else:
-                adam_update_into(W, S0, S1, G, rate, beta1, beta2, eps, penalty)
+                adam_update_into(W, S0, S1, G, rate, beta1, beta2, eps, penalty, scale)
 
 
 @jit(fastmath=FASTMATH)

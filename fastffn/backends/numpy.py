@@ -103,10 +103,11 @@ def nesterov_update(W, V, dLdW, lrate, momentum, decay):
     return W + (momentum * V - lrate * G), V
 
 
-def adam_update(W, M, V, dLdW, step, beta1, beta2, eps, decay):
+def adam_update(W, M, V, dLdW, step, beta1, beta2, eps, decay, scale):
     """One step of Adam (Kingma & Ba 2015, Algorithm 1 in the efficient form of its section 2).
 
-    ``G = dLdW + decay * W``, ``M' = beta1 * M + (1 - beta1) * G``,
+    ``G = scale * (dLdW + decay * W)`` (scale 1, or 1 / b for the batch mean),
+    ``M' = beta1 * M + (1 - beta1) * G``,
     ``V' = beta2 * V + (1 - beta2) * G**2``, ``W' = W - step * M' / (sqrt(V') + eps)``,
     where the caller's ``step`` is ``lrate * sqrt(1 - beta2**t) / (1 - beta1**t)``
     at step t = 1, 2, ... (the bias corrections).
@@ -115,13 +116,13 @@ def adam_update(W, M, V, dLdW, step, beta1, beta2, eps, decay):
         W (ndarray): Weights of any shape.
         M, V (ndarray): Their first and second moment estimates (zeros at first).
         dLdW (ndarray): Their gradient.
-        step, beta1, beta2, eps, decay (scalar): Already of W's dtype.
+        step, beta1, beta2, eps, decay, scale (scalar): Already of W's dtype.
 
     Returns:
         tuple: The new W, M and V.
 
     """
-    G = dLdW + decay * W
+    G = scale * (dLdW + decay * W)
     M = beta1 * M + (1 - beta1) * G
     V = beta2 * V + (1 - beta2) * (G * G)
     return W - step * M / (np.sqrt(V) + eps), M, V
