@@ -163,6 +163,9 @@ class Sequential:
                     default, the notebook's step), ``"momentum"``, ``"nesterov"``
                     or ``"adam"`` (``fastffn.optimizers`` gives the formulas), or
                     an ``Optimizer``, whose state goes on from call to call.
+                batches (array_like): An iters by batch_size array of the
+                    columns each step takes, in place of drawing them (e.g.
+                    epochs of shuffled batches); nothing is drawn.
                 average (bool): Whether a step uses the batch's mean gradient
                     (and ``weight_decay / b``), scikit-learn's convention, instead
                     of the notebook's sum (default False).

@@ -39,7 +39,7 @@ TRANSPOSE_MIN_SIZE = 1 << 16
 
 def sgd(
     model, X, Y, iters, lrate, *, batch_size=1, rng=None, report=True, every=250, compiled=True,
-    optimizer="sgd", average=False, **hyper,
+    optimizer="sgd", average=False, batches=None, **hyper,
 ):  # fmt: skip
     """Trains ``model`` by SGD; ``Sequential.sgd`` documents the arguments.
 
@@ -75,7 +75,11 @@ def sgd(
     scale = 1.0 / batch_size if average else 1.0
     if optimizer.rule != "adam":
         lrate, scale = lrate * scale, 1.0
-    samples = Samples(X.shape[1], batch_size, iters, rng)
+    if batches is not None:
+        batches = as_batches(batches, iters, batch_size, X.shape[1])
+        if rng is not None:
+            raise ValueError("give batches or rng, not both: batches leave nothing to draw")
+    samples = Samples(X.shape[1], batch_size, iters, rng, batches)
     if compiled and compilable(model):
         runner = CompiledRunner(model, X, Y, optimizer, scale)
     else:
@@ -136,12 +140,16 @@ class Samples:
     path sees the same columns.
     """
 
-    def __init__(self, n, batch_size, iters, rng=None):
+    def __init__(self, n, batch_size, iters, rng=None, batches=None):
         self.n, self.batch_size, self.left, self.rng = n, batch_size, iters, rng
         self.block = np.empty((0, batch_size), dtype=np.int64)
+        self.given = batches
 
     def take(self, count):
         """The next ``count`` steps' columns: a count by batch_size int64 array."""
+        if self.given is not None:  # the caller's, in order
+            part, self.given = self.given[:count], self.given[count:]
+            return part
         if self.rng is None:
             if count == self.batch_size == 1:  # the notebook's own draw, three times faster
                 return np.array([[np.random.randint(self.n)]], dtype=np.int64)
@@ -156,6 +164,21 @@ class Samples:
             parts.append(part)
             count -= len(part)
         return parts[0] if len(parts) == 1 else np.concatenate(parts)
+
+
+def as_batches(batches, iters, batch_size, n):
+    """``batches`` checked: an iters by batch_size array of columns of X (0 to n - 1), int64."""
+    array = np.asarray(batches)
+    if array.dtype.kind not in "iu" or array.shape != (iters, batch_size):
+        raise ValueError(
+            f"batches must be an iters by batch_size ({iters} by {batch_size}) array of "
+            f"column indices, got {array.dtype} of shape {array.shape}"
+        )
+    if array.size and not (0 <= array.min() and array.max() < n):
+        raise ValueError(
+            f"batches must hold columns of X, 0 to {n - 1}, got {array.min()} to {array.max()}"
+        )
+    return np.ascontiguousarray(array, dtype=np.int64)
 
 
 def overridden(model, name):
