@@ -22,7 +22,9 @@ from .persistence import save
 from .sequential import network
 from .training import print_report
 
-COURSE_DATASETS = [name for name in datasets.__all__ if name not in ("blobs", "spirals")]
+COURSE_DATASETS = [
+    name for name in datasets.__all__ if name not in ("blobs", "spirals")
+]
 GENERATED_DATASETS = ["blobs", "spirals"]
 
 
@@ -166,6 +168,9 @@ def train(args):
 
         pyplot()  # when matplotlib is missing
     X, Y = load_data(args, args.seed)
+    held_out = None
+    if args.test_size:
+        X, Y, *held_out = datasets.split(X, Y, args.test_size, args.seed)
     widths = (X.shape[0], *args.layers, Y.shape[0])
     activation = HIDDEN_ACTIVATIONS[args.activation]
     model = network(widths, args.seed, args.backend, args.dtype, activation)
@@ -186,6 +191,11 @@ def train(args):
         f"Final training accuracy = {model.accuracy(X, Y):.2%} on {args.dataset} "
         f"({layout} {args.activation}, {args.iters} iterations, batch {args.batch_size})"
     )
+    if held_out:
+        X_test, Y_test = held_out
+        print(
+            f"Held-out accuracy = {model.accuracy(X_test, Y_test):.2%} on {X_test.shape[1]} samples"
+        )
     print(f"Training took {seconds:.3f} s on the {args.backend} backend ({args.dtype})")
     if args.save is not None:
         save(model, args.save)
@@ -308,6 +318,7 @@ def make_parser():
     add("--batch-size", type=positive, default=1, help="columns per step")
     add("--every", type=positive, default=250, help="iterations between report lines")
     add("--seed", type=int, default=0, help="seed for the weights, the samples and generated data")
+    add("--test-size", type=float, default=0.0, help="share of the data held out to test on")
     add("--backend", choices=BACKENDS, default="numba", help="kernels to run on")
     add("--dtype", choices=["float64", "float32"], default="float64", help="float precision")
     add("--save", metavar="MODEL.npz", help="save the model (fastffn.load reads it)")

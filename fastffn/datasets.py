@@ -2,7 +2,8 @@
 
 The course's toy datasets ship with the package in ``data/datasets.json``;
 their labels y become one-hot columns as ``Y = vstack([1 - y, y])``, so the
-class index equals y. ``blobs`` and ``spirals`` generate problems of any size.
+class index equals y. ``blobs`` and ``spirals`` generate problems of any size;
+``digits`` is real data, scikit-learn's bundled handwritten digits.
 """
 
 import json
@@ -13,6 +14,7 @@ import numpy as np
 
 __all__ = [
     "blobs",
+    "digits",
     "hard",
     "spirals",
     "xor",
@@ -107,3 +109,46 @@ def spirals(n=1000, classes=3, seed=0, noise=0.15):
     angle = 4 * radius + 2 * np.pi * y / classes + rng.normal(0, noise, size=n)
     X = np.vstack([radius * np.cos(angle), radius * np.sin(angle)])
     return X, one_hot(y, classes)
+
+
+def digits():
+    """Handwritten digits: scikit-learn's bundled copy of the UCI set, 1,797 8 by 8 images.
+
+    Needs scikit-learn, an optional extra: ``pip install 'fastffn[sklearn]'``.
+
+    Returns:
+        tuple: X (64 by 1797, pixels / 16, in [0, 1]) and one-hot Y (10 by 1797).
+
+    """
+    try:
+        from sklearn.datasets import load_digits
+    except ImportError:
+        raise ImportError(
+            "digits() needs scikit-learn, an optional extra: pip install 'fastffn[sklearn]'"
+        ) from None
+    X, y = load_digits(return_X_y=True)
+    return np.ascontiguousarray(X.T / 16), one_hot(y, 10)
+
+
+def split(X, Y, test_size, seed=0):
+    """Holds out a random ``test_size`` share of the columns (samples).
+
+    Args:
+        X (ndarray): d by n points.
+        Y (ndarray): k by n one-hot classes.
+        test_size (float): The share held out, in (0, 1); at least one sample each side.
+        seed (int): Seed of the shuffle.
+
+    Returns:
+        tuple: X_train, Y_train, X_test, Y_test, columns in shuffled order.
+
+    """
+    n = X.shape[1]
+    held = round(test_size * n) if 0 < test_size < 1 else 0
+    if not 0 < held < n:
+        raise ValueError(
+            f"test_size must leave a sample on each side of the split of {n}, got {test_size}"
+        )
+    order = np.random.default_rng(seed).permutation(n)
+    test, train = order[:held], order[held:]
+    return X[:, train], Y[:, train], X[:, test], Y[:, test]
