@@ -22,9 +22,7 @@ from .persistence import save
 from .sequential import network
 from .training import print_report
 
-COURSE_DATASETS = [
-    name for name in datasets.__all__ if name not in ("blobs", "spirals")
-]
+COURSE_DATASETS = [name for name in datasets.__all__ if name not in ("blobs", "spirals")]
 GENERATED_DATASETS = ["blobs", "spirals"]
 
 

@@ -30,6 +30,7 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 from .layers import HIDDEN_ACTIVATIONS, NLL, Linear, SoftMax
 from .optimizers import Optimizer
 from .sequential import Sequential
+from .training import Trainer
 
 
 class FFNClassifier(ClassifierMixin, BaseEstimator):
@@ -207,16 +208,17 @@ class FFNClassifier(ClassifierMixin, BaseEstimator):
         Xt = np.ascontiguousarray(X.T)  # features by samples, once a fit
         Yt = np.zeros((len(self.classes_), X.shape[0]), dtype=self._dtype)
         Yt[labels, np.arange(X.shape[0])] = 1
+        trainer = Trainer(self.model_, Xt, Yt, compiled=True, optimizer=self._optimizer,
+                          average=True)  # fmt: skip
         n = X.shape[0]
         size = n if self.batch_size == "auto" and n < 200 else 200
         size = min(self.batch_size, n) if self.batch_size != "auto" else size
         best = None
         for _ in range(1 if incremental else self.max_iter):
             order = rng.permutation(n) if self.shuffle else np.arange(n)
-            self._epoch(Xt, Yt, order, size)
+            loss = self._epoch(trainer, order, size)
             self.n_iter_ += 1
             self.t_ += n
-            loss = self._loss(Xt, Yt)
             self.loss_curve_.append(loss)
             if self.verbose:
                 print(f"Iteration {self.n_iter_}, loss = {loss:.8f}")
@@ -248,24 +250,26 @@ class FFNClassifier(ClassifierMixin, BaseEstimator):
         self.intercepts_ = [m.W0.ravel().copy() for m in self.model_.linear_layers]
         return self
 
-    def _epoch(self, Xt, Yt, order, size):
-        """One pass: full batches of ``size`` in one compiled call, then the smaller rest."""
+    def _epoch(self, trainer, order, size):
+        """One pass: full batches of ``size`` in one run, then the smaller rest.
+
+        Returns:
+            float: scikit-learn's loss of the epoch: the mean over the samples of
+                each step's NLL, plus ``alpha / 2`` times the squared weights
+                (at the epoch's end) for each batch, over the samples.
+
+        """
         full, rest = divmod(order.size, size)
         parts = [(order[: full * size].reshape(full, size), size)] if full else []
         if rest:
             parts.append((order[full * size :].reshape(1, rest), rest))
+        total = 0.0
         for batches, b in parts:
-            self.model_.sgd(
-                Xt, Yt, len(batches), self.learning_rate_init, batch_size=b, batches=batches,
-                report=False, every=None, optimizer=self._optimizer, average=True,
-            )  # fmt: skip
-
-    def _loss(self, Xt, Yt):
-        """The mean NLL over the training data plus the L2 term, scikit-learn's loss."""
-        P = self.model_.forward(Xt)
-        nll = float(self.model_.loss.forward(P, Yt)) / Xt.shape[1]
-        penalty = sum(float(np.dot(m.W.ravel(), m.W.ravel())) for m in self.model_.linear_layers)
-        return nll + 0.5 * self.alpha * penalty / Xt.shape[1]
+            trainer.run(len(batches), self.learning_rate_init, batch_size=b, batches=batches,
+                        report=False, every=None)  # fmt: skip
+            total += float(trainer.losses.sum())
+        squares = sum(float(np.dot(m.W.ravel(), m.W.ravel())) for m in self.model_.linear_layers)
+        return (total + 0.5 * self.alpha * squares * (full + (rest > 0))) / order.size
 
     def _network(self, features, rng):
         """The network, its weights drawn as the notebook draws them, from ``rng``."""

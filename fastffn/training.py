@@ -47,46 +47,80 @@ def sgd(
         list: ``(iteration, loss, accuracy)`` every ``every`` iterations.
 
     """
-    optimizer = as_optimizer(optimizer, **hyper)
-    if not optimizer.plain:
-        if overridden(model, "sgd_step"):
-            raise ValueError(
-                f"optimizer {optimizer.rule!r} (weight_decay {optimizer.weight_decay}) updates "
-                "the weights itself: a model with its own sgd_step can only use plain 'sgd'"
-            )
-        dtypes = {m.W.dtype for m in model.linear_layers}
-        if len(dtypes) != 1:
-            raise ValueError(
-                f"optimizer {optimizer.rule!r} needs layers of one dtype, got {dtypes}"
-            )
-        optimizer.prepare(sum(m.W.size + m.n for m in model.linear_layers), dtypes.pop())
-    X, Y = model.check_data(X, Y)
-    iters = as_count("iters", iters, minimum=0)
-    lrate = as_step_size("lrate", lrate)
-    batch_size = as_count("batch_size", batch_size)
-    every = None if every is None else as_count("every", every)
-    if not (isinstance(report, bool) or callable(report)):
-        raise TypeError(f"report must be True, False or a callable, got {report!r}")
-    if rng is not None and not isinstance(rng, np.random.Generator):
-        raise TypeError(f"rng must be a numpy.random.Generator or None, got {rng!r}")
-    if not isinstance(average, bool):
-        raise TypeError(f"average must be True or False, got {average!r}")
-    # The batch mean: (gradient + decay * W) / b, Adam's G scaled, the others' step.
-    scale = 1.0 / batch_size if average else 1.0
-    if optimizer.rule != "adam":
-        lrate, scale = lrate * scale, 1.0
-    if batches is not None:
-        batches = as_batches(batches, iters, batch_size, X.shape[1])
-        if rng is not None:
-            raise ValueError("give batches or rng, not both: batches leave nothing to draw")
-    samples = Samples(X.shape[1], batch_size, iters, rng, batches)
-    if compiled and compilable(model):
-        runner = CompiledRunner(model, X, Y, optimizer, scale)
-    else:
-        runner = LayerRunner(model, X, Y, report, optimizer, scale)
-    # Overflow is caught as a non-finite loss or gradient; NumPy need not warn too.
-    with np.errstate(all="ignore"):
-        return _loop(runner, samples, iters, lrate, report, every)
+    trainer = Trainer(model, X, Y, compiled=compiled, optimizer=optimizer, average=average, **hyper)
+    return trainer.run(iters, lrate, batch_size=batch_size, rng=rng, report=report, every=every,
+                       batches=batches)  # fmt: skip
+
+
+class Trainer:
+    """A model with its data checked and laid out, and its update rule: for runs of SGD.
+
+    ``sgd`` is one run; a caller that trains in many runs on the same data (an
+    epoch at a time, say) checks and lays out the data once here. The model
+    must not be changed between runs but by them.
+
+    Attributes:
+        losses (ndarray): The loss of each step of the last run (the batch's sum).
+
+    """
+
+    def __init__(self, model, X, Y, *, compiled=True, optimizer="sgd", average=False, **hyper):
+        optimizer = as_optimizer(optimizer, **hyper)
+        if not optimizer.plain:
+            if overridden(model, "sgd_step"):
+                raise ValueError(
+                    f"optimizer {optimizer.rule!r} (weight_decay {optimizer.weight_decay}) "
+                    "updates the weights itself: a model with its own sgd_step can only use "
+                    "plain 'sgd'"
+                )
+            dtypes = {m.W.dtype for m in model.linear_layers}
+            if len(dtypes) != 1:
+                raise ValueError(
+                    f"optimizer {optimizer.rule!r} needs layers of one dtype, got {dtypes}"
+                )
+            optimizer.prepare(sum(m.W.size + m.n for m in model.linear_layers), dtypes.pop())
+        if not isinstance(average, bool):
+            raise TypeError(f"average must be True or False, got {average!r}")
+        self.model, (self.X, self.Y) = model, model.check_data(X, Y)
+        self.optimizer, self.average = optimizer, average
+        self.compiled = None
+        if compiled and compilable(model):
+            self.compiled = CompiledRunner(model, self.X, self.Y, optimizer)
+        self.losses = np.empty(0)
+
+    def run(self, iters, lrate, *, batch_size=1, rng=None, report=True, every=250, batches=None):
+        """``iters`` steps from the model's weights and the optimizer's state as they are.
+
+        Returns:
+            list: ``(iteration, loss, accuracy)`` every ``every`` iterations.
+
+        """
+        iters = as_count("iters", iters, minimum=0)
+        lrate = as_step_size("lrate", lrate)
+        batch_size = as_count("batch_size", batch_size)
+        every = None if every is None else as_count("every", every)
+        if not (isinstance(report, bool) or callable(report)):
+            raise TypeError(f"report must be True, False or a callable, got {report!r}")
+        if rng is not None and not isinstance(rng, np.random.Generator):
+            raise TypeError(f"rng must be a numpy.random.Generator or None, got {rng!r}")
+        n = self.X.shape[1]
+        if batches is not None:
+            batches = as_batches(batches, iters, batch_size, n)
+            if rng is not None:
+                raise ValueError("give batches or rng, not both: batches leave nothing to draw")
+        # The batch mean: (gradient + decay * W) / b, Adam's G scaled, the others' step.
+        scale = 1.0 / batch_size if self.average else 1.0
+        if self.optimizer.rule != "adam":
+            lrate, scale = lrate * scale, 1.0
+        runner = self.compiled or LayerRunner(self.model, self.X, self.Y, report, self.optimizer)
+        runner.scale, runner.losses = scale, []
+        samples = Samples(n, batch_size, iters, rng, batches)
+        try:
+            # Overflow is caught as a non-finite loss or gradient; NumPy need not warn too.
+            with np.errstate(all="ignore"):
+                return _loop(runner, samples, iters, lrate, report, every)
+        finally:
+            self.losses = np.concatenate(runner.losses) if runner.losses else np.empty(0)
 
 
 def _loop(runner, samples, iters, lrate, report, every):
@@ -208,9 +242,9 @@ def compilable(model):
 class LayerRunner:
     """The notebook's SGD step through the model's own methods: any model, any backend."""
 
-    def __init__(self, model, X, Y, report, optimizer, scale):
-        self.model, self.X, self.Y = model, X, Y
-        self.optimizer, self.scale = optimizer, scale
+    def __init__(self, model, X, Y, report, optimizer):
+        self.model, self.X, self.Y, self.optimizer = model, X, Y, optimizer
+        self.scale, self.losses = 1.0, []  # set by Trainer.run
         # Sequential's own forward skips the data checks sgd made; a user's own runs as written.
         self.forward = model.forward if overridden(model, "forward") else model._forward
         loss = model.loss
@@ -263,6 +297,7 @@ class LayerRunner:
         grads = [g for m in model.linear_layers for g in (m.dLdW, m.dLdW0)]
         if not (np.isfinite(loss) and all_finite(grads)):
             raise Diverged(it, loss)
+        self.losses.append(np.array([loss]))
         record = None
         if is_record(it, every):
             try:
@@ -289,10 +324,11 @@ class CompiledRunner:
 
     prints = False
 
-    def __init__(self, model, X, Y, optimizer, scale):
+    def __init__(self, model, X, Y, optimizer):
         from .backends import numba_loop  # numba is imported only where a model compiles
 
-        self.loop, self.optimizer, self.scale = numba_loop, optimizer, scale
+        self.loop, self.optimizer = numba_loop, optimizer
+        self.scale, self.losses = 1.0, []  # set by Trainer.run
         self.ops, self.shapes, self.params = pack(model)
         attach(model, self.shapes, self.params)
         # The loop reads each sample's features together: one transpose per sgd call,
@@ -315,6 +351,7 @@ class CompiledRunner:
         loop = self.loop.column_steps if samples.batch_size == 1 else self.loop.sgd_steps
         done = loop(*arguments, losses, it, every, hits)
         optimizer.t += done
+        self.losses.append(losses[:done])
         recorded = range(next_record(it, every) - it, min(done, count), every) if every else ()
         size = self.XT.shape[0]
         records = [(it + i, float(losses[i]), float(hits[i] / size)) for i in recorded]
