@@ -166,3 +166,24 @@ class DaskSweep:
 
     def time_dask_sweep(self, workers):
         self.run()
+
+
+class DigitsClassifier:
+    """W4: FFNClassifier ("numba") against MLPClassifier on digits (the sklearn extra);
+    ``track_`` records each one's held-out accuracy."""
+
+    params = (list(workloads.DIGITS_SOLVERS), ["numba", "scikit-learn"])
+    param_names = ("solver", "path")
+    timeout = 300
+
+    def setup(self, solver, path):
+        try:
+            self.run, self.test = workloads.digits_job(path, solver)
+        except ImportError:
+            raise NotImplementedError("scikit-learn is not installed") from None
+
+    def time_fit(self, solver, path):
+        self.run()
+
+    def track_held_out_accuracy(self, solver, path):
+        return self.run().score(*self.test)

@@ -332,3 +332,45 @@ def kernel_call(name, backend, m, n, b, dtype=np.float64):
     args = kernel.inputs(np.random.default_rng(0), dtype, m, n, b)
     kernel(backend, *args)
     return lambda: kernel(backend, *args)
+
+
+#: W4: scikit-learn's digits (75/25 split, pixels / 16), a 64-64-10 ReLU network,
+#: batch 32, 20 epochs, no L2 penalty: each solver with its learning rate.
+DIGITS_SOLVERS = {"sgd": 0.1, "adam": 0.001}
+
+
+def digits_job(path, solver):
+    """W4: ``FFNClassifier`` (path "numba") or ``MLPClassifier`` (path "scikit-learn").
+
+    The same hyperparameters for both: ``solver`` at ``DIGITS_SOLVERS[solver]``,
+    momentum 0 for sgd, 20 epochs whatever the loss does (tol 0).
+
+    Returns:
+        tuple: ``run()``, which fits a fresh classifier and returns it, and the
+            held-out data ``(X_test, y_test)`` to score it on.
+
+    """
+    import warnings
+
+    from sklearn.datasets import load_digits
+    from sklearn.model_selection import train_test_split
+    from sklearn.neural_network import MLPClassifier
+
+    from .sklearn import FFNClassifier
+
+    X, y = load_digits(return_X_y=True)
+    X_train, X_test, y_train, y_test = train_test_split(X / 16, y, test_size=0.25, random_state=0)
+    params = {
+        "hidden_layer_sizes": (64,), "solver": solver, "batch_size": 32, "max_iter": 20,
+        "learning_rate_init": DIGITS_SOLVERS[solver], "alpha": 0.0, "momentum": 0.0,
+        "tol": 0.0, "n_iter_no_change": 20, "random_state": 0,
+    }  # fmt: skip
+    estimator = FFNClassifier if path == "numba" else MLPClassifier
+
+    def run():
+        with warnings.catch_warnings():  # 20 epochs, converged or not
+            warnings.simplefilter("ignore")
+            return estimator(**params).fit(X_train, y_train)
+
+    run()  # compiles
+    return run, (X_test, y_test)

@@ -47,6 +47,12 @@ def main(path):
         if reference is None or fast is None:
             ms = f"{fast * 1e3:8.3g}ms" if fast else ""
             others = describe(times, None, ("numba", "jax"))
+            if fast:  # numba's speed as a multiple of each other path's
+                others = ", ".join(
+                    f"{name} {t * 1e3:.3g} ms (numba {t / fast:.2f}x)"
+                    for name, t in times.items()
+                    if name not in ("numba", "jax")
+                )
             print(f"{workload:<{width}}  {'':>10}  {ms:>10}  {'':>8}  {versus_jax:>7}  {others}")
             continue
         ratio = reference / fast

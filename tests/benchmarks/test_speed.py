@@ -200,3 +200,15 @@ def test_dask_sweep(benchmark, workers):
         benchmark.extra_info.update(workload=workload, backend=f"{workers} worker(s)")
         result = benchmark.pedantic(run, rounds=3)
     assert np.nanmax(result.accuracies) > 0.9
+
+
+@pytest.mark.parametrize("path", ["numba", "scikit-learn"])
+@pytest.mark.parametrize("solver", list(workloads.DIGITS_SOLVERS))
+def test_digits_classifier(benchmark, solver, path):
+    """W4: FFNClassifier against MLPClassifier on digits, the same hyperparameters."""
+    pytest.importorskip("sklearn")
+    run, (X_test, y_test) = workloads.digits_job(path, solver)
+    workload = f"W4 digits 64-64-10 b=32 x20 epochs, {solver}"
+    model = measure(benchmark, run, workload, path)
+    benchmark.extra_info["held-out accuracy"] = accuracy = model.score(X_test, y_test)
+    assert accuracy > 0.93
