@@ -121,6 +121,11 @@ def test_help_explains_every_option(command):
         (["sweep", "--workers", "0"], 2, "--workers: needs an integer >= 1"),
         (["sweep", "--plot", "/no/such/p.png"], 1, "the folder /no/such does not exist"),
         (["sweep", "--scheduler", "tcp://127.0.0.1:1", "--iters", "1"], 1, "cannot connect"),
+        (
+            ["train", "--dataset", "xor", "--test-size", "0.9"],
+            1,
+            "test_size must leave a sample on each side of the split of 4, got 0.9",
+        ),
         (["fly"], 2, "invalid choice: 'fly'"),
         ([], 2, "the following arguments are required: command"),
     ],
@@ -223,3 +228,28 @@ def test_sweep_on_local_workers_prints_what_it_prints_here():
     assert code == 0, err
     assert here.splitlines()[:-1] == there.splitlines()[:-1]  # all but the time and the place
     assert there.splitlines()[-1].endswith("on a local Dask cluster")
+
+
+def test_train_on_digits_reports_held_out_accuracy():
+    code, out, err = fastffn_cli(
+        "train", "--dataset", "digits", "--layers", "64", "--batch-size", "32", "--lrate", "0.003",
+        "--iters", "900", "--test-size", "0.25", "--quiet",
+    )  # fmt: skip
+    assert code == 0, err
+    lines = out.splitlines()
+    assert (
+        lines[0].startswith("Final training accuracy = ") and "on digits (64-64-10 relu" in lines[0]
+    )
+    assert lines[1].startswith("Held-out accuracy = ") and lines[1].endswith("% on 449 samples")
+    assert float(lines[1].split()[3].rstrip("%")) > 90
+
+
+def test_digits_have_the_notebooks_layout():
+    X, Y = datasets.digits()
+    assert X.shape == (64, 1797) and Y.shape == (10, 1797)
+    assert X.min() == 0 and X.max() == 1 and (Y.sum(axis=0) == 1).all()
+    X_train, Y_train, X_test, Y_test = datasets.split(X, Y, 0.25, seed=3)
+    assert X_train.shape == (64, 1348) and X_test.shape == (64, 449)
+    assert Y_train.shape == (10, 1348) and Y_test.shape == (10, 449)
+    both = np.hstack([X_train, X_test])
+    assert sorted(map(tuple, both.T)) == sorted(map(tuple, X.T))  # a partition of the samples
