@@ -144,10 +144,27 @@ def correct(ops, shapes, params, XT, YT, acts, hits):
 
 @jit(fastmath=FASTMATH)
 def group_steps(
-    ops, shapes, params, XT, YT, indices, lrates, tiny, first, every, rec_losses, rec_hits, stopped
+    ops, shapes, shared, XT, YT, indices, lrates, tiny, first, every, rec_losses, rec_hits, stopped
 ):
     """One group's steps ``first`` to ``first + len(indices)``; the arguments are one
-    group's slices of ``many_steps``'s."""
+    group's slices of ``many_steps``'s.
+
+    The group's weights are copied in and out: every view of a slice of the
+    shared G-group array counts references on that array's one counter, which
+    the cores running other groups update too (a cache line bounced between
+    cores at every view).
+    """
+    params = shared.copy()
+    group_loop(ops, shapes, params, XT, YT, indices, lrates, tiny, first, every, rec_losses,
+               rec_hits, stopped)  # fmt: skip
+    shared[:] = params
+
+
+@jit(fastmath=FASTMATH)
+def group_loop(
+    ops, shapes, params, XT, YT, indices, lrates, tiny, first, every, rec_losses, rec_hits, stopped
+):
+    """``group_steps`` on the group's own copy of its weights."""
     L, (P, M), b = ops.size, params.shape, indices.shape[1]
     dtype = params.dtype
     zero, one = dtype.type(0), dtype.type(1)
@@ -267,7 +284,7 @@ def many_correct(ops, shapes, params, XT, YT, b, hits):
         correct(
             ops,
             shapes,
-            params[group],
+            params[group].copy(),  # a group's own: see group_steps
             XT,
             YT,
             work(ops, shapes, XT, b, params.shape[2]),
