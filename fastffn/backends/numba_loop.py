@@ -408,10 +408,7 @@ def correct(ops, shapes, params, XT, YT, block):
         A = np.ascontiguousarray(XT[start : start + b].T)
         for k in range(L):
             out = np.empty((n[k], b), dtype=XT.dtype)
-            if ops[k] == LINEAR:
-                linear_forward_into(W[k], W0[k], A, out)
-            else:
-                activation_forward_into(ops[k], A, out)
+            module_forward(ops[k], W[k], W0[k], A, out)
             A = out
         for j in range(b):
             best, label = 0, 0
