@@ -211,8 +211,7 @@ class FFNClassifier(ClassifierMixin, BaseEstimator):
         trainer = Trainer(self.model_, Xt, Yt, compiled=True, optimizer=self._optimizer,
                           average=True)  # fmt: skip
         n = X.shape[0]
-        size = n if self.batch_size == "auto" and n < 200 else 200
-        size = min(self.batch_size, n) if self.batch_size != "auto" else size
+        size = min(200 if self.batch_size == "auto" else self.batch_size, n)
         best = None
         for _ in range(1 if incremental else self.max_iter):
             order = rng.permutation(n) if self.shuffle else np.arange(n)
