@@ -126,15 +126,18 @@ class Trainer:
 def _loop(runner, samples, iters, lrate, report, every):
     """Runs ``iters`` steps in chunks of about CHUNK_SECONDS, recording at it % every == 1.
 
+    The runner keeps the chunk it last measured (its ``chunk``, 1 at first), so a
+    Trainer's next run does not start with a one-step call again.
+
     A callable ``report`` is called at its record's step (so the chunk stops
     there); printed lines are printed after the chunk that recorded them.
     """
-    history, it, chunk = [], 0, 1
+    history, it = [], 0
     while it < iters:
         stop = iters
         if callable(report) and every:
             stop = min(iters, next_record(it, every) + 1)  # up to the next record, included
-        count = min(stop - it, chunk)
+        count = min(stop - it, runner.chunk)
         start = time.perf_counter()
         try:
             records = runner.steps(samples, count, lrate, it, every or 0)
@@ -142,7 +145,7 @@ def _loop(runner, samples, iters, lrate, report, every):
             error.history = history + error.history
             raise
         rate = count / max(time.perf_counter() - start, 1e-6)
-        chunk = max(1, min(int(rate * CHUNK_SECONDS), MAX_INDICES // samples.batch_size))
+        runner.chunk = max(1, min(int(rate * CHUNK_SECONDS), MAX_INDICES // samples.batch_size))
         it += count
         for record in records:
             history.append(record)
@@ -242,6 +245,8 @@ def compilable(model):
 class LayerRunner:
     """The notebook's SGD step through the model's own methods: any model, any backend."""
 
+    chunk = 1  # steps a call (``_loop``)
+
     def __init__(self, model, X, Y, report, optimizer):
         self.model, self.X, self.Y, self.optimizer = model, X, Y, optimizer
         self.scale, self.losses = 1.0, []  # set by Trainer.run
@@ -323,6 +328,7 @@ class CompiledRunner:
     """
 
     prints = False
+    chunk = 1  # steps a call (``_loop``)
 
     def __init__(self, model, X, Y, optimizer):
         from .backends import numba_loop  # numba is imported only where a model compiles

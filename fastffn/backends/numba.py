@@ -2,8 +2,8 @@
 
 Same names, same signatures, same shapes. Inputs arrive validated (C-contiguous
 float32 or float64 of matching dtypes), so each kernel compiles for two
-signatures only. ``fastmath`` stays off but for sums along memory
-(``FASTMATH``). Compilation is lazy (first call) and cached on disk in a
+signatures only. ``fastmath`` stays off but for sums along memory and the
+small products' loops (``FASTMATH``). Compilation is lazy (first call) and cached on disk in a
 per-user directory when it can be written (``_numba_cache``).
 
 Each kernel of the table allocates its result and hands the work to an
@@ -42,7 +42,7 @@ def numpy_simd_wins(Z):
 # --- matrix products into given arrays -----------------------------------------
 
 
-@jit
+@jit(fastmath=FASTMATH)
 def matmul_tn_into(W, A, out):
     """``out = W.T @ A`` for W m by n, A m by b and out n by b."""
     m, n = W.shape
@@ -64,7 +64,7 @@ def matmul_tn_into(W, A, out):
                 out[i, j] += w * A[k, j]
 
 
-@jit
+@jit(fastmath=FASTMATH)
 def matmul_nt_into(A, D, out):
     """``out = A @ D.T`` for A m by b, D n by b and out m by n."""
     m, b = A.shape
@@ -446,7 +446,9 @@ def nll_total(Ypred, Y, tiny):
     n, b = Ypred.shape
     for i in range(n):
         for j in range(b):
-            total -= Y[i, j] * np.log(max(Ypred[i, j], tiny))
+            y, p = Y[i, j], Ypred[i, j]
+            if y != 0 or not np.isfinite(p):  # else y * log(p) adds 0: skip the log
+                total -= y * np.log(max(p, tiny))
     return total
 
 
