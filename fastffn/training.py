@@ -351,8 +351,9 @@ class CompiledRunner:
         model = (self.ops, self.shapes, self.params, self.XT, self.YT)
         optimizer = self.optimizer
         rates = optimizer.step_sizes(lrate, count, dtype)
-        rule = (optimizer.code, np.empty((2, 0), dtype) if optimizer.plain else optimizer.slots,
-                optimizer.hyper(dtype, self.scale))  # fmt: skip
+        rule = (optimizer.code, None, None)  # the notebook's step
+        if not optimizer.plain:
+            rule = (optimizer.code, optimizer.slots, optimizer.hyper(dtype, self.scale))
         arguments = (*model, indices, rates, np.finfo(dtype).tiny, *rule)
         loop = self.loop.column_steps if samples.batch_size == 1 else self.loop.sgd_steps
         done = loop(*arguments, losses, it, every, hits)

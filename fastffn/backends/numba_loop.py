@@ -113,9 +113,9 @@ def sgd_steps(
         indices (ndarray): An iters by b int64 matrix: the columns of each batch.
         rates (ndarray): Each step's step size, of the model's dtype.
         tiny (scalar): The dtype's smallest normal number, the floor of the NLL's log.
-        rule (int): The update's code in ``optimizers.RULES``: 0 the notebook's
-            step, else ``update`` with ``slots`` (2 by P, the optimizer's state,
-            updated in place) and ``hyper`` (``Optimizer.hyper``).
+        rule (int): The update's code in ``optimizers.RULES``, for ``update``
+            with ``slots`` (2 by P, the optimizer's state, updated in place) and
+            ``hyper`` (``Optimizer.hyper``); both None for the notebook's step.
         losses (ndarray): An iters vector that receives each step's loss.
         first (int): The iteration number of the first step.
         every (int): Steps whose number ``it`` has ``it % every == 1`` record
@@ -207,9 +207,13 @@ def module_backward(op, W, A, out, g, dW, dW0, grad, by_input):
 @jit
 def update(ops, shapes, params, grads, rate, rule, slots, hyper):
     """One step of update rule ``rule`` on every weight (see ``sgd_steps``): the
-    notebook's ``params -= rate * grads``, or the optimizer's kernel on each W
-    (with weight decay) and each W0 (without)."""
-    if rule == 0:
+    notebook's ``params -= rate * grads`` where ``hyper`` is None, else the
+    optimizer's kernel on each W (with weight decay) and each W0 (without).
+
+    Numba drops the branch that a None ``hyper`` rules out before it compiles, so
+    a loop of the notebook's step compiles none of the optimizers' kernels.
+    """
+    if hyper is None:
         for i in range(params.size):
             params[i] -= rate * grads[i]
         return
