@@ -68,3 +68,30 @@ def test_blas_path_matches_the_reference(dtype):
 def test_softmax_forward_ties_and_class_fun_pick_the_first(backend):
     Y = np.array([[1.0, 0.0, 0.5], [1.0, 1.0, 0.5]])
     np.testing.assert_array_equal(KERNELS["class_fun"](backend, Y), [0, 1, 0])
+
+
+def test_simd_exp_is_libm_exp_within_2_ulp():
+    """The vectorisable exp of the softmax and sigmoid loops, over exp's whole float64 range."""
+    from numba import njit
+
+    from fastffn.backends.numba import simd_exp
+
+    @njit
+    def exps(x):
+        out = np.empty_like(x, dtype=np.float64)
+        for i in range(x.size):
+            out[i] = simd_exp(x[i])
+        return out
+
+    rng = np.random.default_rng(0)
+    ranges = [(-1, 1), (-40, 0), (-750, -700), (700, 709.78), (-1e-9, 1e-9)]
+    x = np.concatenate([rng.uniform(lo, hi, 10_000) for lo, hi in ranges])
+    got, want = exps(x), np.exp(x)
+    assert np.all(np.abs(got - want) <= 2 * np.spacing(want))
+    edges = np.array([np.nan, np.inf, -np.inf, 0.0, -0.0, 709.79, -745.2, -745.1, 1e-300])
+    with np.errstate(over="ignore"):
+        np.testing.assert_array_equal(exps(edges), np.exp(edges))  # inf, 0, denormal, NaN
+    x32 = x[:20_000].astype(np.float32)  # computed in float64, then rounded: no worse than
+    got32 = exps(x32).astype(np.float32)  # a correctly rounded float32 exp (NumPy's is 2 ulp)
+    want32 = np.exp(x32.astype(np.float64)).astype(np.float32)
+    assert np.all(np.abs(got32 - want32) <= np.spacing(want32))

@@ -24,7 +24,7 @@ import numba
 import numpy as np
 
 from ._numba_cache import jit
-from .numba import FASTMATH
+from .numba import FASTMATH, simd_exp
 from .numba_loop import LINEAR, RELU, SIGMOID, TANH
 
 #: Models side by side in a group (M): a constant, so that the compiler unrolls
@@ -91,7 +91,7 @@ def forward(ops, shapes, params, acts, cols, scratch):
             elif op == SIGMOID:
                 for i in range(n):
                     for q in range(LANES):
-                        Z[i, q] = one / (one + np.exp(-A[i, q]))
+                        Z[i, q] = one / (one + simd_exp(-A[i, q]))
             else:  # softmax, shifted by each model's maximum
                 for q in range(LANES):
                     scratch[0, q] = A[0, q]
@@ -102,7 +102,7 @@ def forward(ops, shapes, params, acts, cols, scratch):
                     scratch[1, q] = zero
                 for i in range(n):
                     for q in range(LANES):
-                        Z[i, q] = np.exp(A[i, q] - scratch[0, q])
+                        Z[i, q] = simd_exp(A[i, q] - scratch[0, q])
                         scratch[1, q] += Z[i, q]
                 for i in range(n):
                     for q in range(LANES):
