@@ -44,7 +44,7 @@ def assert_same_training(fast, reference, dtype, fast_run, reference_run):
 
 @pytest.mark.parametrize("depth", [1, 2, 3, 4])
 @pytest.mark.parametrize("activation", ["ReLU", "Tanh", "Sigmoid"])
-@pytest.mark.parametrize("batch_size", [1, 8])
+@pytest.mark.parametrize("batch_size", [1, 8, 40])  # 40: past GATHER_COLUMNS
 def test_compiled_loop_matches_the_reference(depth, activation, batch_size, dtype):
     X, Y = blobs()
     widths = (3, *[7] * (depth - 1), 3)
@@ -53,7 +53,8 @@ def test_compiled_loop_matches_the_reference(depth, activation, batch_size, dtyp
         for b in ("numba", "numpy")
     }
     assert compilable(models["numba"])
-    kwargs = {"iters": 1500, "lrate": 0.01, "batch_size": batch_size}
+    # The step is a sum over the batch: at 40 a smaller rate keeps float32 runs from chaos.
+    kwargs = {"iters": 1500, "lrate": 0.01 if batch_size < 40 else 0.002, "batch_size": batch_size}
     runs = {b: fit(m, X, Y, seed=depth, **kwargs) for b, m in models.items()}
     assert_same_training(models["numba"], models["numpy"], dtype, runs["numba"], runs["numpy"])
     # accuracy: the compiled counter on numba, the layers on numpy and through numba's layers
