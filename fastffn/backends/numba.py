@@ -63,7 +63,7 @@ def simd_exp(x):
     Overflow gives inf, underflow 0 (denormals on the way), NaN stays NaN.
     """
     x = np.float64(x)
-    y = min(max(x, _EXP_MIN), _EXP_MAX)  # NaN too is put in range here, then restored
+    y = min(max(x, _EXP_MIN), _EXP_MAX)  # the ends and NaN are set right at the end
     k = np.floor(y * 1.4426950408889634 + 0.5)
     r = (y - k * _LN2_HI) - k * _LN2_LO
     p = 0.0

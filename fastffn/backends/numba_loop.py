@@ -145,10 +145,10 @@ def sgd_steps(
     dW, dW0 = [v[0] for v in views], [v[1] for v in views]
     out = [np.empty((n[k], b), dtype=dtype) for k in range(L)]
     # The batch's samples into the d by b columns Xb. Up to GATHER_COLUMNS
-    # columns each sample goes straight into its column (at 64 by 32, 4x faster
-    # than the way for more); from there, rows of XT are copied whole and then
-    # transposed in cache (column by column is 2x slower at 784 by 128; Xs.T
-    # read in F order slows the small products' loops).
+    # columns, each sample straight into its column (at 64 by 32, 4x faster than
+    # the other way); wider batches copy whole rows of XT into Xs, then transpose
+    # it in cache (column by column is 2x slower at 784 by 128; Xs.T read in F
+    # order slows the small products' loops).
     Xs = np.empty((b, XT.shape[1]), dtype=dtype)
     Xb = np.empty((XT.shape[1], b), dtype=dtype)
     Yb = np.empty((YT.shape[1], b), dtype=dtype)
