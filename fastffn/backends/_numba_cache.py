@@ -15,6 +15,7 @@ import sys
 
 import numba
 from numba.core import caching
+from numba.core.compiler_lock import global_compiler_lock
 
 
 def cache_dir():
@@ -68,19 +69,47 @@ class _FunctionCache(caching.FunctionCache):
     _impl_class = _Impl
 
 
-def jit(func=None, **options):
+def jit(func=None, slp_vectorize=False, **options):
     """``numba.njit(**options)``, cached on disk in ``cache_dir()`` where it can be written.
 
     Division follows NumPy's error model (x / 0 is inf or NaN, as in the
     reference backend; the training loops catch them), not Python's: a check
     for zero at each division would keep loops from SIMD (Adam's update: 3.5x).
+
+    ``slp_vectorize=True`` compiles the function, and everything it calls, with
+    LLVM's SLP vectorizer, which packs the same operation on neighbouring
+    numbers into one SIMD instruction without a loop. Numba turns it off for
+    every function (``NUMBA_SLP_VECTORIZE``, since 0.57, for miscompilations
+    then reported); ``numba_sweep`` is written for it, and its results are
+    tested against training each model alone.
     """
     if func is None:
-        return lambda func: jit(func, **options)
+        return lambda func: jit(func, slp_vectorize, **options)
     options.setdefault("error_model", "numpy")
     dispatcher = numba.njit(**options)(func)
     try:
         dispatcher._cache = _FunctionCache(func)  # what njit(cache=True) does, relocated
     except RuntimeError:  # no writable cache directory: compile in memory
         pass
+    if slp_vectorize:
+        dispatcher.compile = _with_slp_vectorizer(dispatcher.compile)
     return dispatcher
+
+
+def _with_slp_vectorizer(compile):
+    """``compile`` with Numba's SLP setting on for its duration.
+
+    Numba reads the setting whenever it optimises a module; holding its compiler
+    lock keeps a compilation in another thread from seeing it.
+    """
+
+    def compile_with_slp(sig):
+        with global_compiler_lock:
+            before = numba.config.SLP_VECTORIZE
+            numba.config.SLP_VECTORIZE = 1
+            try:
+                return compile(sig)
+            finally:
+                numba.config.SLP_VECTORIZE = before
+
+    return compile_with_slp

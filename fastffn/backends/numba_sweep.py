@@ -23,109 +23,117 @@ them out; L modules; b samples a batch):
 import numba
 import numpy as np
 
+from ._lanes import (
+    LANES,
+    add,
+    div,
+    exp,
+    fma,
+    gather,
+    lanes,
+    maximum,
+    mul,
+    put,
+    row,
+    sub,
+    tanh,
+    where_nonzero,
+)
 from ._numba_cache import jit
-from .numba import FASTMATH, simd_exp
+from .numba import FASTMATH
 from .numba_loop import LINEAR, RELU, SIGMOID, TANH
 
-#: Models side by side in a group (M): a constant, so that the compiler unrolls
-#: every loop over models into whole SIMD registers (two of AVX2's for float64).
-#: ``dot_lanes`` keeps one accumulator a model in registers: it is written for 8.
-LANES = 8
+
+@jit(fastmath=FASTMATH)
+def matvec(V, first, so, sc, X, x0, Y, y0, nout, nin):
+    """``Y[y0 + o]`` = the sum over c < nin, c ascending, of ``V[first + o so + c sc] X[x0 + c]``,
+    model by model, for o < nout: a weight matrix's rows (so, sc = 1, n) or columns (n, 1).
+
+    Four outputs at a time: four sums in flight, each row of X loaded once for them.
+    """
+    zero = lanes(V.dtype.type(0))
+    o = 0
+    while o + 4 <= nout:
+        s0 = s1 = s2 = s3 = zero
+        for c in range(nin):
+            x, v = row(X, x0 + c), first + o * so + c * sc
+            s0 = fma(row(V, v), x, s0)
+            s1 = fma(row(V, v + so), x, s1)
+            s2 = fma(row(V, v + 2 * so), x, s2)
+            s3 = fma(row(V, v + 3 * so), x, s3)
+        put(Y, y0 + o, s0)
+        put(Y, y0 + o + 1, s1)
+        put(Y, y0 + o + 2, s2)
+        put(Y, y0 + o + 3, s3)
+        o += 4
+    for rest in range(o, nout):
+        s = zero
+        for c in range(nin):
+            s = fma(row(V, first + rest * so + c * sc), row(X, x0 + c), s)
+        put(Y, y0 + rest, s)
 
 
 @jit(fastmath=FASTMATH)
-def dot_lanes(U, V, count):
-    """For each of the 8 models q: the sum over r < count of ``U[r, q] * V[r, q]``, r ascending.
+def forward(ops, shapes, params, acts, width, cols):
+    """The forward pass of the first ``cols`` samples of ``acts`` for every model.
 
-    One named accumulator a model, so that the sums stay in registers and the
-    eight products of a step share SIMD instructions (a sum into memory would
-    not: the compiler cannot tell that it does not alias U or V).
+    Module k reads sample j's rows from ``at(k, j)`` on and writes them from
+    ``at(k + 1, j)`` on (``acts`` as ``work`` allocates it).
     """
-    s0 = s1 = s2 = s3 = s4 = s5 = s6 = s7 = U.dtype.type(0)
-    for r in range(count):
-        s0 += U[r, 0] * V[r, 0]
-        s1 += U[r, 1] * V[r, 1]
-        s2 += U[r, 2] * V[r, 2]
-        s3 += U[r, 3] * V[r, 3]
-        s4 += U[r, 4] * V[r, 4]
-        s5 += U[r, 5] * V[r, 5]
-        s6 += U[r, 6] * V[r, 6]
-        s7 += U[r, 7] * V[r, 7]
-    return s0, s1, s2, s3, s4, s5, s6, s7
-
-
-@jit(fastmath=FASTMATH)
-def forward(ops, shapes, params, acts, cols, scratch):
-    """The forward pass of the first ``cols`` samples in ``acts[0]`` for every model.
-
-    ``acts`` is L + 1 by b by width by M: module k reads ``acts[k, j]`` and
-    writes ``acts[k + 1, j]`` for sample j, each a C-ordered width by M view.
-    """
-    zero, one = params.dtype.type(0), params.dtype.type(1)
+    b = acts.shape[0] // ((ops.size + 1) * width)
+    zero, one = lanes(params.dtype.type(0)), lanes(params.dtype.type(1))
     for k in range(ops.size):
         op, m, n, base = ops[k], shapes[k, 0], shapes[k, 1], shapes[k, 2]
-        if op == LINEAR:
-            W = params[base : base + m * n].reshape((m, n, LANES))
-            B = params[base + m * n : base + m * n + n]
         for j in range(cols):
-            A, Z = acts[k, j], acts[k + 1, j]
+            a, z = at(k, j, b, width), at(k + 1, j, b, width)
             if op == LINEAR:  # W.T @ a + W0, as the one-model loop sums it
+                matvec(params, base, 1, n, acts, a, acts, z, n, m)
                 for i in range(n):
-                    for q in range(LANES):
-                        Z[i, q] = zero
-                for r in range(m):
-                    for i in range(n):
-                        for q in range(LANES):
-                            Z[i, q] += W[r, i, q] * A[r, q]
-                for i in range(n):
-                    for q in range(LANES):
-                        Z[i, q] += B[i, q]
+                    put(acts, z + i, add(row(acts, z + i), row(params, base + m * n + i)))
             elif op == TANH:
                 for i in range(n):
-                    for q in range(LANES):
-                        Z[i, q] = np.tanh(A[i, q])
+                    put(acts, z + i, tanh(row(acts, a + i)))
             elif op == RELU:
                 for i in range(n):
-                    for q in range(LANES):
-                        Z[i, q] = max(zero, A[i, q])
+                    put(acts, z + i, maximum(zero, row(acts, a + i)))
             elif op == SIGMOID:
                 for i in range(n):
-                    for q in range(LANES):
-                        Z[i, q] = one / (one + simd_exp(-A[i, q]))
+                    put(acts, z + i, div(one, add(one, exp(sub(zero, row(acts, a + i))))))
             else:  # softmax, shifted by each model's maximum
-                for q in range(LANES):
-                    scratch[0, q] = A[0, q]
+                top = row(acts, a)
                 for i in range(1, n):
-                    for q in range(LANES):
-                        scratch[0, q] = max(scratch[0, q], A[i, q])
-                for q in range(LANES):
-                    scratch[1, q] = zero
+                    top = maximum(top, row(acts, a + i))
+                total = zero
                 for i in range(n):
-                    for q in range(LANES):
-                        Z[i, q] = simd_exp(A[i, q] - scratch[0, q])
-                        scratch[1, q] += Z[i, q]
+                    put(acts, z + i, exp(sub(row(acts, a + i), top)))
+                    total = add(total, row(acts, z + i))  # as stored: in the model's dtype
                 for i in range(n):
-                    for q in range(LANES):
-                        Z[i, q] /= scratch[1, q]
+                    put(acts, z + i, div(row(acts, z + i), total))
+
+
+@jit
+def at(k, j, b, width):
+    """The first row of module k's input for sample j in a ``work`` buffer."""
+    return (k * b + j) * width
 
 
 @jit(fastmath=FASTMATH)
-def correct(ops, shapes, params, XT, YT, acts, hits):
+def correct(ops, shapes, params, XT, YT, acts, width, hits):
     """Into ``hits`` (M,): how many training points each model classifies right, -1 if
     one of its outputs was not finite. ``acts`` as for ``forward``; its b samples
     take b points at a time."""
-    L, M, b = ops.size, params.shape[1], acts.shape[1]
+    L, M = ops.size, params.shape[1]
+    b = acts.shape[0] // ((L + 1) * width)
     hits[:] = 0
     finite = np.ones(M, dtype=np.bool_)
-    scratch = np.empty((2, M), dtype=params.dtype)
     for start in range(0, XT.shape[0], b):
         cols = min(b, XT.shape[0] - start)
         for j in range(cols):
             for i in range(XT.shape[1]):
-                acts[0, j, i, :] = XT[start + j, i]
-        forward(ops, shapes, params, acts, cols, scratch)
+                put(acts, at(0, j, b, width) + i, lanes(XT[start + j, i]))
+        forward(ops, shapes, params, acts, width, cols)
         for j in range(cols):
-            t, out = start + j, acts[L, j]
+            t, out = start + j, at(L, j, b, width)
             label = 0
             for i in range(YT.shape[1]):
                 if YT[t, i] > YT[t, label]:
@@ -133,8 +141,8 @@ def correct(ops, shapes, params, XT, YT, acts, hits):
             for q in range(LANES):
                 best = 0
                 for i in range(YT.shape[1]):
-                    finite[q] &= np.isfinite(out[i, q])
-                    if out[i, q] > out[best, q]:
+                    finite[q] &= np.isfinite(acts[out + i, q])
+                    if acts[out + i, q] > acts[out + best, q]:
                         best = i
                 hits[q] += best == label
     for q in range(LANES):
@@ -164,107 +172,108 @@ def group_steps(
 def group_loop(
     ops, shapes, params, XT, YT, indices, lrates, tiny, first, every, rec_losses, rec_hits, stopped
 ):
-    """``group_steps`` on the group's own copy of its weights."""
-    L, (P, M), b = ops.size, params.shape, indices.shape[1]
+    """``group_steps`` on the group's own copy of its weights.
+
+    Each step reads the weights from one buffer and writes the updated ones into
+    the other, as soon as their gradient is known (no array of gradients); the
+    two swap after the step. A model whose gradients were not finite, or that
+    stopped before, gets its old weights back in the new buffer.
+    """
+    L, M, b = ops.size, params.shape[1], indices.shape[1]
     dtype = params.dtype
-    zero, one = dtype.type(0), dtype.type(1)
+    zero, one = lanes(dtype.type(0)), lanes(dtype.type(1))
+    width = widest(ops, shapes, XT)
     acts, grad = work(ops, shapes, XT, b, M), work(ops, shapes, XT, b, M)
-    grads = np.empty((P, M), dtype=dtype)
-    loss = np.empty(M, dtype=dtype)
-    total = np.empty(M, dtype=dtype)
-    zeros = np.zeros((P, M), dtype=dtype)
-    rates = np.empty(M, dtype=dtype)
-    scratch = np.empty((2, M), dtype=dtype)
-    live = np.empty(M, dtype=np.bool_)
+    old, new = params, np.empty_like(params)
+    rates = np.empty((1, M), dtype=dtype)
+    loss = np.empty((1, M), dtype=dtype)
     hits = np.empty(M, dtype=np.int64)
     classes = YT.shape[1]
 
     for s in range(indices.shape[0]):
         it = first + s
         for q in range(LANES):
-            live[q] = stopped[q] < 0
+            rates[0, q] = lrates[q] if stopped[q] < 0 else 0
         if every and it % every == 1 % every:
-            correct(ops, shapes, params, XT, YT, acts, hits)
+            correct(ops, shapes, old, XT, YT, acts, width, hits)
             r = (it - 1 % every) // every
             for q in range(LANES):
-                if hits[q] < 0 and live[q]:
+                if hits[q] < 0 and stopped[q] < 0:
                     stopped[q] = it
                 rec_hits[r, q] = hits[q]
         for j in range(b):
-            X0 = acts[0, j]
-            for q in range(LANES):
-                t = indices[s, j, q]
-                for i in range(XT.shape[1]):
-                    X0[i, q] = XT[t, i]
-        forward(ops, shapes, params, acts, b, scratch)
+            t = row(indices[s], j)
+            for i in range(XT.shape[1]):
+                put(acts, at(0, j, b, width) + i, gather(XT, t, i))
+        forward(ops, shapes, old, acts, width, b)
 
-        loss[:] = zero
-        for j in range(b):  # NLL, then SoftMax and NLL differentiated together
-            out, g = acts[L, j], grad[L - 1, j]
-            total[:] = zero
-            for i in range(classes):
-                for q in range(LANES):
+        for q in range(LANES):  # NLL, one model at a time (a scalar log)
+            loss[0, q] = 0
+            for j in range(b):
+                out = at(L, j, b, width)
+                for i in range(classes):
                     y = YT[indices[s, j, q], i]
-                    loss[q] -= y * np.log(max(out[i, q], tiny))
-                    total[q] += y
-            for i in range(classes):
-                for q in range(LANES):
-                    g[i, q] = out[i, q] * total[q] - YT[indices[s, j, q], i]
+                    loss[0, q] -= y * np.log(max(acts[out + i, q], tiny))
         if every and it % every == 1 % every:
-            rec_losses[(it - 1 % every) // every] = loss
+            rec_losses[(it - 1 % every) // every] = loss[0]
+        for j in range(b):  # SoftMax and NLL differentiated together: p sum(y) - y
+            t, out, g = row(indices[s], j), at(L, j, b, width), at(L - 1, j, b, width)
+            total = zero
+            for i in range(classes):
+                total = add(total, gather(YT, t, i))
+            for i in range(classes):
+                p = mul(row(acts, out + i), total)
+                put(grad, g + i, sub(p, gather(YT, t, i)))
 
+        rate = row(rates, 0)
+        check = zero  # stays 0 while every gradient is finite, else NaN
         for k in range(L - 2, -1, -1):
             op, m, n, base = ops[k], shapes[k, 0], shapes[k, 1], shapes[k, 2]
             if op == LINEAR:  # dW = a g.T and dW0 = g summed over the batch; W g
-                W = params[base : base + m * n].reshape((m, n, LANES))
-                dW = grads[base : base + m * n].reshape((m, n, LANES))
-                dB = grads[base + m * n : base + m * n + n]
-                for j in range(b):
-                    A, G = acts[k, j], grad[k + 1, j]
-                    for r in range(m):
-                        for i in range(n):
-                            for q in range(LANES):
-                                product = A[r, q] * G[i, q]
-                                dW[r, i, q] = product if j == 0 else dW[r, i, q] + product
+                for r in range(m):
                     for i in range(n):
-                        for q in range(LANES):
-                            dB[i, q] = G[i, q] if j == 0 else dB[i, q] + G[i, q]
-                    if k > 0:
-                        D = grad[k, j]
-                        for r in range(m):
-                            s8 = dot_lanes(W[r], G, n)
-                            for q in range(LANES):
-                                D[r, q] = s8[q]
+                        a, g = at(k, 0, b, width) + r, at(k + 1, 0, b, width) + i
+                        dw = fma(row(acts, a), row(grad, g), zero)
+                        for j in range(1, b):
+                            a, g = at(k, j, b, width) + r, at(k + 1, j, b, width) + i
+                            dw = fma(row(acts, a), row(grad, g), dw)
+                        check = fma(dw, zero, check)
+                        w = base + r * n + i
+                        put(new, w, sub(row(old, w), mul(rate, dw)))
+                for i in range(n):
+                    db = zero
+                    for j in range(b):
+                        db = add(db, row(grad, at(k + 1, j, b, width) + i))
+                    check = fma(db, zero, check)
+                    w = base + m * n + i
+                    put(new, w, sub(row(old, w), mul(rate, db)))
+                if k > 0:
+                    for j in range(b):
+                        g, d = at(k + 1, j, b, width), at(k, j, b, width)
+                        matvec(old, base, n, 1, grad, g, grad, d, m, n)
             else:
-                for j in range(b):
-                    Z, G, D = acts[k + 1, j], grad[k + 1, j], grad[k, j]
-                    if op == TANH:
-                        for i in range(n):
-                            for q in range(LANES):
-                                D[i, q] = (one - Z[i, q] ** 2) * G[i, q]
-                    elif op == RELU:
-                        for i in range(n):
-                            for q in range(LANES):
-                                D[i, q] = G[i, q] * (Z[i, q] != 0)
-                    else:
-                        for i in range(n):
-                            for q in range(LANES):
-                                D[i, q] = Z[i, q] * (one - Z[i, q]) * G[i, q]
+                for j in range(b):  # the gradient at the output's rows into the input's
+                    z, d = at(k + 1, j, b, width), at(k, j, b, width)
+                    for i in range(n):
+                        out, g = row(acts, z + i), row(grad, z + i)
+                        if op == TANH:  # (1 - out**2) g
+                            put(grad, d + i, mul(sub(one, mul(out, out)), g))
+                        elif op == RELU:
+                            put(grad, d + i, where_nonzero(out, g))
+                        else:  # out (1 - out) g
+                            put(grad, d + i, mul(mul(out, sub(one, out)), g))
 
-        check = dot_lanes(grads, zeros, P)  # 0 for finite gradients, NaN for others
         for q in range(LANES):
-            rates[q] = lrates[q]
-            if live[q] and not (np.isfinite(loss[q]) and check[q] == zero):
+            if stopped[q] < 0 and not (np.isfinite(loss[0, q]) and check[q] == 0):
                 stopped[q] = it
             if stopped[q] >= 0:  # a stopped model keeps its weights
-                rates[q] = zero
-                grads[:, q] = zero
-        for p in range(P):
-            for q in range(LANES):
-                params[p, q] -= rates[q] * grads[p, q]
+                new[:, q] = old[:, q]
+        old, new = new, old
+    if indices.shape[0] % 2:  # an odd number of swaps: the last weights are in the other buffer
+        params[:] = old
 
 
-@jit(parallel=True)
+@jit(parallel=True, slp_vectorize=True)
 def many_steps(
     ops, shapes, params, XT, YT, indices, lrates, tiny, first, every, rec_losses, rec_hits, stopped
 ):
@@ -277,7 +286,7 @@ def many_steps(
         )  # fmt: skip
 
 
-@jit(parallel=True)
+@jit(parallel=True, slp_vectorize=True)
 def many_correct(ops, shapes, params, XT, YT, b, hits):
     """Into ``hits`` (G by M): ``correct`` for every model, b training points at a time."""
     for group in numba.prange(params.shape[0]):
@@ -288,18 +297,26 @@ def many_correct(ops, shapes, params, XT, YT, b, hits):
             XT,
             YT,
             work(ops, shapes, XT, b, params.shape[2]),
+            widest(ops, shapes, XT),
             hits[group],
         )
 
 
 @jit
 def work(ops, shapes, XT, b, M):
-    """A buffer of every module's input and output (see ``forward``), of XT's dtype.
+    """A buffer of every module's input and output for b samples, of XT's dtype:
+    ``widest`` rows of M a sample and module, the first at ``at(k, j, b, widest)``.
 
     Allocated in a function of its own: one allocated in a ``prange`` body may
     be hoisted out of it and shared between threads.
     """
+    return np.empty(((ops.size + 1) * b * widest(ops, shapes, XT), M), dtype=XT.dtype)
+
+
+@jit
+def widest(ops, shapes, XT):
+    """The most numbers a sample has at any module's input or output."""
     width = XT.shape[1]
     for k in range(ops.size):
         width = max(width, shapes[k, 1])
-    return np.empty((ops.size + 1, b, width, M), dtype=XT.dtype)
+    return width

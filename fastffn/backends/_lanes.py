@@ -1,0 +1,134 @@
+"""Arithmetic on rows of LANES models, for ``numba_sweep``.
+
+A row of a group's arrays (a weight, an activation, a gradient) holds one number
+for each of the LANES models trained side by side. ``row`` loads one into a
+tuple, the functions below compute on tuples model by model, ``put`` stores one
+back. All the loads of a row come before any of its stores, so LLVM's SLP
+vectorizer may pack each tuple into SIMD registers (two of AVX2's for float64)
+without proving that the arrays do not overlap, which Numba does not tell it.
+Each model's operations are those of the one-model loop, in the same order.
+
+Written out lane by lane: a function passed to a generic map would make every
+caller uncachable (Numba keeps the function object as a dynamic global).
+"""
+
+import numpy as np
+
+from ._numba_cache import jit
+from .numba import FASTMATH, simd_exp
+
+#: Models side by side in a group: the length of every tuple here.
+LANES = 8
+
+
+@jit
+def row(V, r):
+    """``V[r]``'s LANES numbers (V is rows by LANES)."""
+    r = np.uint64(r)  # an index that cannot be negative: no wraparound code
+    return V[r, 0], V[r, 1], V[r, 2], V[r, 3], V[r, 4], V[r, 5], V[r, 6], V[r, 7]
+
+
+@jit
+def put(V, r, t):
+    """Stores the LANES numbers of t in ``V[r]``."""
+    r = np.uint64(r)
+    V[r, 0], V[r, 1], V[r, 2], V[r, 3], V[r, 4], V[r, 5], V[r, 6], V[r, 7] = t
+
+
+@jit
+def gather(V, t, i):
+    """``V[t[q], i]`` for each model q: column i of each model's own row t[q]."""
+    a, b, c, d, e, f, g, h = t
+    return V[a, i], V[b, i], V[c, i], V[d, i], V[e, i], V[f, i], V[g, i], V[h, i]
+
+
+@jit
+def lanes(x):
+    """x for every model."""
+    return x, x, x, x, x, x, x, x
+
+
+@jit(fastmath=FASTMATH)
+def add(a, b):
+    """``a + b``, model by model."""
+    a0, a1, a2, a3, a4, a5, a6, a7 = a
+    b0, b1, b2, b3, b4, b5, b6, b7 = b
+    return a0 + b0, a1 + b1, a2 + b2, a3 + b3, a4 + b4, a5 + b5, a6 + b6, a7 + b7
+
+
+@jit(fastmath=FASTMATH)
+def sub(a, b):
+    """``a - b``, model by model."""
+    a0, a1, a2, a3, a4, a5, a6, a7 = a
+    b0, b1, b2, b3, b4, b5, b6, b7 = b
+    return a0 - b0, a1 - b1, a2 - b2, a3 - b3, a4 - b4, a5 - b5, a6 - b6, a7 - b7
+
+
+@jit(fastmath=FASTMATH)
+def mul(a, b):
+    """``a * b``, model by model."""
+    a0, a1, a2, a3, a4, a5, a6, a7 = a
+    b0, b1, b2, b3, b4, b5, b6, b7 = b
+    return a0 * b0, a1 * b1, a2 * b2, a3 * b3, a4 * b4, a5 * b5, a6 * b6, a7 * b7
+
+
+@jit(fastmath=FASTMATH)
+def div(a, b):
+    """``a / b``, model by model."""
+    a0, a1, a2, a3, a4, a5, a6, a7 = a
+    b0, b1, b2, b3, b4, b5, b6, b7 = b
+    return a0 / b0, a1 / b1, a2 / b2, a3 / b3, a4 / b4, a5 / b5, a6 / b6, a7 / b7
+
+
+@jit(fastmath=FASTMATH)
+def fma(a, b, c):
+    """``a * b + c``, model by model (one rounding where the machine fuses them)."""
+    a0, a1, a2, a3, a4, a5, a6, a7 = a
+    b0, b1, b2, b3, b4, b5, b6, b7 = b
+    c0, c1, c2, c3, c4, c5, c6, c7 = c
+    return (
+        a0 * b0 + c0, a1 * b1 + c1, a2 * b2 + c2, a3 * b3 + c3,
+        a4 * b4 + c4, a5 * b5 + c5, a6 * b6 + c6, a7 * b7 + c7,
+    )  # fmt: skip
+
+
+@jit
+def maximum(a, b):
+    """``max(a, b)``, model by model (Python's max: its NaN rules, argument order kept)."""
+    a0, a1, a2, a3, a4, a5, a6, a7 = a
+    b0, b1, b2, b3, b4, b5, b6, b7 = b
+    return (
+        max(a0, b0), max(a1, b1), max(a2, b2), max(a3, b3),
+        max(a4, b4), max(a5, b5), max(a6, b6), max(a7, b7),
+    )  # fmt: skip
+
+
+@jit
+def where_nonzero(z, g):
+    """g where z is not 0, else 0, model by model: ReLU's backward pass."""
+    z0, z1, z2, z3, z4, z5, z6, z7 = z
+    g0, g1, g2, g3, g4, g5, g6, g7 = g
+    return (
+        g0 * (z0 != 0), g1 * (z1 != 0), g2 * (z2 != 0), g3 * (z3 != 0),
+        g4 * (z4 != 0), g5 * (z5 != 0), g6 * (z6 != 0), g7 * (z7 != 0),
+    )  # fmt: skip
+
+
+@jit
+def exp(a):
+    """``simd_exp``, model by model."""
+    a0, a1, a2, a3, a4, a5, a6, a7 = a
+    return (
+        simd_exp(a0), simd_exp(a1), simd_exp(a2), simd_exp(a3),
+        simd_exp(a4), simd_exp(a5), simd_exp(a6), simd_exp(a7),
+    )  # fmt: skip
+
+
+@jit
+def tanh(a):
+    """``np.tanh``, model by model (libm's, one number at a time)."""
+    a0, a1, a2, a3, a4, a5, a6, a7 = a
+    return (
+        np.tanh(a0), np.tanh(a1), np.tanh(a2), np.tanh(a3),
+        np.tanh(a4), np.tanh(a5), np.tanh(a6), np.tanh(a7),
+    )  # fmt: skip
