@@ -276,10 +276,11 @@ def side_by_side(arrays, groups):
         ndarray: G by (the arrays' shape) by S / G, C-contiguous.
 
     """
-    stacked = np.stack(arrays, axis=-1)
-    shape = stacked.shape[:-1]
-    grouped = stacked.reshape(*shape, groups, -1)
-    return np.ascontiguousarray(np.moveaxis(grouped, -2, 0))
+    M = len(arrays) // groups
+    out = np.empty((groups, *arrays[0].shape, M), dtype=arrays[0].dtype)
+    for i, array in enumerate(arrays):
+        out[i // M, ..., i % M] = array
+    return out
 
 
 def _outputs(params, records):

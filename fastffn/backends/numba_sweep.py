@@ -212,8 +212,9 @@ def group_loop(
             for j in range(b):
                 out = at(L, j, b, width)
                 for i in range(classes):
-                    y = YT[indices[s, j, q], i]
-                    loss[0, q] -= y * np.log(max(acts[out + i, q], tiny))
+                    y, p = YT[indices[s, j, q], i], acts[out + i, q]
+                    if y != 0 or not np.isfinite(p):  # else the term is 0: no log to take
+                        loss[0, q] -= y * np.log(max(p, tiny))
         if every and it % every == 1 % every:
             rec_losses[(it - 1 % every) // every] = loss[0]
         for j in range(b):  # SoftMax and NLL differentiated together: p sum(y) - y
