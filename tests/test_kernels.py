@@ -95,3 +95,26 @@ def test_simd_exp_is_libm_exp_within_2_ulp():
     got32 = exps(x32).astype(np.float32)  # a correctly rounded float32 exp (NumPy's is 2 ulp)
     want32 = np.exp(x32.astype(np.float64)).astype(np.float32)
     assert np.all(np.abs(got32 - want32) <= np.spacing(want32))
+
+
+def test_simd_tanh_is_libm_tanh_within_3_ulp():
+    """The vectorisable tanh of the Tanh loops, over tanh's range and its edges."""
+    from numba import njit
+
+    from fastffn.backends.numba import simd_tanh
+
+    @njit
+    def tanhs(x):
+        out = np.empty_like(x, dtype=np.float64)
+        for i in range(x.size):
+            out[i] = simd_tanh(x[i])
+        return out
+
+    rng = np.random.default_rng(0)
+    ranges = [(-1, 1), (-0.2, 0.2), (-0.4, 0.4), (-5, 5), (-25, 25), (-1e-8, 1e-8)]
+    x = np.concatenate([rng.uniform(lo, hi, 10_000) for lo, hi in ranges])
+    got, want = tanhs(x), np.tanh(x)
+    assert np.all(np.abs(got - want) <= 3 * np.spacing(np.abs(want)))
+    edges = np.array([np.nan, np.inf, -np.inf, 0.0, -0.0, 1e-300, -5e-324, 22.0, 800.0, -800.0])
+    np.testing.assert_array_equal(tanhs(edges), np.tanh(edges))
+    np.testing.assert_array_equal(np.signbit(tanhs(edges)), np.signbit(np.tanh(edges)))

@@ -15,7 +15,7 @@ caller uncachable (Numba keeps the function object as a dynamic global).
 import numpy as np
 
 from ._numba_cache import jit
-from .numba import FASTMATH, simd_exp
+from .numba import FASTMATH, simd_exp, simd_tanh
 
 #: Models side by side in a group: the length of every tuple here.
 LANES = 8
@@ -126,9 +126,9 @@ def exp(a):
 
 @jit
 def tanh(a):
-    """``np.tanh``, model by model (libm's, one number at a time)."""
+    """``simd_tanh``, model by model."""
     a0, a1, a2, a3, a4, a5, a6, a7 = a
     return (
-        np.tanh(a0), np.tanh(a1), np.tanh(a2), np.tanh(a3),
-        np.tanh(a4), np.tanh(a5), np.tanh(a6), np.tanh(a7),
+        simd_tanh(a0), simd_tanh(a1), simd_tanh(a2), simd_tanh(a3),
+        simd_tanh(a4), simd_tanh(a5), simd_tanh(a6), simd_tanh(a7),
     )  # fmt: skip

@@ -26,6 +26,7 @@ from .numba import (
     row_sums_into,
     sigmoid_backward_into,
     sigmoid_forward_into,
+    simd_tanh,
     softmax_forward_into,
     softmax_nll_backward_into,
     tanh_backward_into,
@@ -298,7 +299,7 @@ def column_forward(ops, shapes, params, XT, t, acts):
                 acts[k + 1, i] += params[base + m * n + i]
         elif op == TANH:
             for i in range(n):
-                acts[k + 1, i] = np.tanh(acts[k, i])
+                acts[k + 1, i] = simd_tanh(acts[k, i])
         elif op == RELU:
             for i in range(n):
                 acts[k + 1, i] = max(zero, acts[k, i])
