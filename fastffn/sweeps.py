@@ -12,9 +12,11 @@ as training it alone leaves it.
 
 import itertools
 import math
+import os
 import sys
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
@@ -24,9 +26,6 @@ from .sequential import Sequential
 
 #: The grid's axes, in the order of its product (the last varies fastest).
 AXES = ("lrate", "seed", "batch_size")
-#: The parallel loop of Numba's default threading layer must not be entered by
-#: two threads at once: one sweep trains at a time in a process.
-_PARALLEL = threading.Lock()
 #: Seeding, building and drawing use NumPy's global state: one sweep at a time.
 _GLOBAL_STATE = threading.Lock()
 
@@ -191,7 +190,7 @@ def _one_after_another(build, first, X, Y, configs, iters, every, progress):
 
 
 class Groups:
-    """Models of one architecture and batch size, packed for ``numba_sweep.many_steps``.
+    """Models of one architecture and batch size, packed for ``numba_sweep.group_steps``.
 
     Their weights side by side: G groups of M models (the last group padded
     with copies of its last model, whose results are dropped).
@@ -218,7 +217,7 @@ class Groups:
         arrays = (self.ops, self.shapes, self.params, XT, YT, self.indices, self.lrates)
         if client is None:
             per_model = lambda steps: progress(steps * self.count)  # noqa: E731
-            out = _train_here(*arrays, every or 0, records, per_model)
+            out = _train_here(*arrays, every or 0, records, per_model, threads=os.cpu_count() or 1)
         else:
             out = self._train_on(client, arrays, every or 0, records, progress)
         self.params, self.rec_losses, self.rec_hits, self.stopped, self.hits = out
@@ -293,44 +292,46 @@ def _outputs(params, records):
     )
 
 
-def _train_here(ops, shapes, params, XT, YT, indices, lrates, every, records, progress):
-    """``many_steps`` over all the steps, in chunks of about ``training.CHUNK_SECONDS``
-    (progress between them, Ctrl-C lands there); then the final accuracies."""
+def _train_here(ops, shapes, params, XT, YT, indices, lrates, every, records, progress, threads):
+    """Every group's steps on ``threads`` threads (a group a thread at a time), in chunks
+    of about ``training.CHUNK_SECONDS`` (progress between them, Ctrl-C lands there);
+    then the final accuracies."""
     from .backends import numba_sweep
 
     rec_losses, rec_hits, stopped = _outputs(params, records)
     tiny = np.finfo(params.dtype).tiny
     iters, G, M = indices.shape[1], params.shape[0], params.shape[2]
-    it, chunk = 0, 1
-    while it < iters:
-        count = min(chunk, iters - it)
-        start = time.perf_counter()
-        with _PARALLEL:
-            numba_sweep.many_steps(
-                ops, shapes, params, XT, YT, indices[:, it : it + count], lrates, tiny, it,
-                every, rec_losses, rec_hits, stopped,
-            )  # fmt: skip
-        rate = count / max(time.perf_counter() - start, 1e-6)
-        chunk = max(1, int(rate * training.CHUNK_SECONDS))
-        it += count
-        progress(count)
     hits = np.zeros((G, M), dtype=np.int64)
-    with _PARALLEL:
-        numba_sweep.many_correct(ops, shapes, params, XT, YT, indices.shape[2], hits)
+
+    def steps(g, it, count):
+        numba_sweep.group_steps(
+            ops, shapes, params[g], XT, YT, indices[g, it : it + count], lrates[g], tiny, it,
+            every, rec_losses[g], rec_hits[g], stopped[g],
+        )  # fmt: skip
+
+    def correct(g):
+        numba_sweep.group_correct(ops, shapes, params[g], XT, YT, indices.shape[2], hits[g])
+
+    with ThreadPoolExecutor(max(1, min(G, threads))) as pool:
+        it, chunk = 0, 1
+        while it < iters:
+            count = min(chunk, iters - it)
+            start = time.perf_counter()
+            list(pool.map(steps, range(G), [it] * G, [count] * G))  # raises a thread's error
+            rate = count / max(time.perf_counter() - start, 1e-6)
+            chunk = max(1, int(rate * training.CHUNK_SECONDS))
+            it += count
+            progress(count)
+        list(pool.map(correct, range(G)))
     return params, rec_losses, rec_hits, stopped, hits
 
 
 def _train_groups(ops, shapes, params, XT, YT, indices, lrates, every, records):
-    """``_train_here`` on a Dask worker thread: its results instead of progress.
-
-    The grid is cut into one chunk a worker thread, so each chunk runs on its own
-    thread alone (Numba's pool would otherwise start a thread a core in every
-    task, and two single-threaded workers would each run two).
-    """
-    import numba
-
-    numba.set_num_threads(1)
-    return _train_here(ops, shapes, params, XT, YT, indices, lrates, every, records, lambda s: None)
+    """``_train_here`` on a Dask worker thread, on that thread alone: its results
+    instead of progress. The grid is cut into one chunk a worker thread."""
+    return _train_here(
+        ops, shapes, params, XT, YT, indices, lrates, every, records, lambda s: None, threads=1
+    )
 
 
 class SweepResult:

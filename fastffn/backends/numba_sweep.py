@@ -2,7 +2,8 @@
 
 Every array has the model axis last, so that each weight, activation and
 gradient of M models lies together in memory and one SIMD instruction updates
-several models; groups of models run on separate cores (``prange``). Each
+several models (``_lanes``); groups of models run on separate threads, one a
+core (``sweeps._train_here``). Each
 model's arithmetic is the one-model loop's, summed in the same order along a
 column: its numbers are those of training it alone, within the tolerance.
 
@@ -20,7 +21,6 @@ them out; L modules; b samples a batch):
   from before it), else -1.
 """
 
-import numba
 import numpy as np
 
 from ._lanes import (
@@ -150,29 +150,16 @@ def correct(ops, shapes, params, XT, YT, acts, width, hits):
             hits[q] = -1
 
 
-@jit(fastmath=FASTMATH)
+@jit(fastmath=FASTMATH, nogil=True, slp_vectorize=True)
 def group_steps(
-    ops, shapes, shared, XT, YT, indices, lrates, tiny, first, every, rec_losses, rec_hits, stopped
-):
-    """One group's steps ``first`` to ``first + len(indices)``; the arguments are one
-    group's slices of ``many_steps``'s.
-
-    The group's weights are copied in and out: every view of a slice of the
-    shared G-group array counts references on that array's one counter, which
-    the cores running other groups update too (a cache line bounced between
-    cores at every view).
-    """
-    params = shared.copy()
-    group_loop(ops, shapes, params, XT, YT, indices, lrates, tiny, first, every, rec_losses,
-               rec_hits, stopped)  # fmt: skip
-    shared[:] = params
-
-
-@jit(fastmath=FASTMATH)
-def group_loop(
     ops, shapes, params, XT, YT, indices, lrates, tiny, first, every, rec_losses, rec_hits, stopped
 ):
-    """``group_steps`` on the group's own copy of its weights.
+    """Steps ``first`` to ``first + len(indices)`` of one group of LANES models.
+
+    The arguments are one group's parts of the module docstring's arrays:
+    ``params`` P by M, ``indices`` iters by b by M, ``lrates`` (M,),
+    ``rec_losses`` and ``rec_hits`` R by M, ``stopped`` (M,). Runs without the
+    GIL, so groups train on threads of their own (``sweeps._train_here``).
 
     Each step reads the weights from one buffer and writes the updated ones into
     the other, as soon as their gradient is known (no array of gradients); the
@@ -274,43 +261,18 @@ def group_loop(
         params[:] = old
 
 
-@jit(parallel=True, slp_vectorize=True)
-def many_steps(
-    ops, shapes, params, XT, YT, indices, lrates, tiny, first, every, rec_losses, rec_hits, stopped
-):
-    """Steps ``first`` to ``first + indices.shape[1]`` of G groups of M models, one
-    group a core (shapes in the module's docstring)."""
-    for group in numba.prange(params.shape[0]):
-        group_steps(
-            ops, shapes, params[group], XT, YT, indices[group], lrates[group], tiny, first,
-            every, rec_losses[group], rec_hits[group], stopped[group],
-        )  # fmt: skip
-
-
-@jit(parallel=True, slp_vectorize=True)
-def many_correct(ops, shapes, params, XT, YT, b, hits):
-    """Into ``hits`` (G by M): ``correct`` for every model, b training points at a time."""
-    for group in numba.prange(params.shape[0]):
-        correct(
-            ops,
-            shapes,
-            params[group].copy(),  # a group's own: see group_steps
-            XT,
-            YT,
-            work(ops, shapes, XT, b, params.shape[2]),
-            widest(ops, shapes, XT),
-            hits[group],
-        )
+@jit(nogil=True, slp_vectorize=True)
+def group_correct(ops, shapes, params, XT, YT, b, hits):
+    """Into ``hits`` (M,): ``correct`` for one group (params P by M), b points at a time."""
+    correct(
+        ops, shapes, params, XT, YT, work(ops, shapes, XT, b, LANES), widest(ops, shapes, XT), hits
+    )
 
 
 @jit
 def work(ops, shapes, XT, b, M):
     """A buffer of every module's input and output for b samples, of XT's dtype:
-    ``widest`` rows of M a sample and module, the first at ``at(k, j, b, widest)``.
-
-    Allocated in a function of its own: one allocated in a ``prange`` body may
-    be hoisted out of it and shared between threads.
-    """
+    ``widest`` rows of M a sample and module, the first at ``at(k, j, b, widest)``."""
     return np.empty(((ops.size + 1) * b * widest(ops, shapes, XT), M), dtype=XT.dtype)
 
 
