@@ -288,12 +288,13 @@ def column_forward(ops, shapes, params, XT, t, acts):
     for k in range(ops.size):
         op, m, n, base = ops[k], shapes[k, 0], shapes[k, 1], shapes[k, 2]
         if op == LINEAR:  # W.T @ a + W0, each row of W in memory order
+            W = params[base : base + m * n].reshape((m, n))
             for i in range(n):
                 acts[k + 1, i] = zero
             for r in range(m):
-                a, w = acts[k, r], base + r * n  # W[r, i] is params[w + i]
+                a = acts[k, r]
                 for i in range(n):
-                    acts[k + 1, i] += params[w + i] * a
+                    acts[k + 1, i] += W[r, i] * a
             for i in range(n):
                 acts[k + 1, i] += params[base + m * n + i]
         elif op == TANH:
@@ -351,18 +352,20 @@ def column_steps(
             grad[L - 1, i] = acts[L, i] * total - YT[t, i]
         for k in range(L - 2, -1, -1):
             op, m, n, base = ops[k], shapes[k, 0], shapes[k, 1], shapes[k, 2]
-            if op == LINEAR:  # W[r, i] is params[base + r n + i], dW the same in grads
+            if op == LINEAR:
+                W = params[base : base + m * n].reshape((m, n))
+                dW = grads[base : base + m * n].reshape((m, n))
                 for r in range(m):  # dW = a g.T, dW0 = g, and W g for the module before
-                    a, w = acts[k, r], base + r * n
+                    a = acts[k, r]
                     for i in range(n):
-                        grads[w + i] = a * grad[k + 1, i]
+                        dW[r, i] = a * grad[k + 1, i]
                 for i in range(n):
                     grads[base + m * n + i] = grad[k + 1, i]
                 if k > 0:
                     for r in range(m):
-                        s, w = zero, base + r * n
+                        s = zero
                         for i in range(n):
-                            s += params[w + i] * grad[k + 1, i]
+                            s += W[r, i] * grad[k + 1, i]
                         grad[k, r] = s
             elif op == TANH:
                 for i in range(n):
