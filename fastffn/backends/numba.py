@@ -58,6 +58,14 @@ _EXP_MAX, _EXP_MIN = 709.782712893384, -745.1332191019412  # exp's float64 range
 _LN2_HI, _LN2_LO = 6.93145751953125e-1, 1.42860682030941723212e-6
 
 
+@jit(fastmath={"contract"})  # as its callers: the same fused operations as inline
+def ln2_reduction(y):
+    """k = round(y / ln 2) and r = y - k ln 2, |r| <= ln(2) / 2, without rounding error
+    in k ln 2 (Cody and Waite: k times each part of ln 2 is exact)."""
+    k = np.floor(y * 1.4426950408889634 + 0.5)
+    return k, (y - k * _LN2_HI) - k * _LN2_LO
+
+
 @jit(fastmath={"contract"})
 def simd_exp(x):
     """``exp(x)`` in float64 within 2 ulp of libm's, in code that loops vectorise.
@@ -67,9 +75,7 @@ def simd_exp(x):
     Overflow gives inf, underflow 0 (denormals on the way), NaN stays NaN.
     """
     x = np.float64(x)
-    y = min(max(x, _EXP_MIN), _EXP_MAX)  # the ends and NaN are set right at the end
-    k = np.floor(y * 1.4426950408889634 + 0.5)
-    r = (y - k * _LN2_HI) - k * _LN2_LO
+    k, r = ln2_reduction(min(max(x, _EXP_MIN), _EXP_MAX))  # ends and NaN set at the end
     p = 0.0
     for c in literal_unroll(_EXP_TAYLOR):
         p = p * r + c
@@ -101,9 +107,7 @@ def simd_tanh(x):
     ±0, ±inf and NaN come out as from ``np.tanh``.
     """
     x = np.float64(x)
-    y = 2.0 * min(abs(x), _TANH_ONE)
-    k = np.floor(y * 1.4426950408889634 + 0.5)
-    r = (y - k * _LN2_HI) - k * _LN2_LO
+    k, r = ln2_reduction(2.0 * min(abs(x), _TANH_ONE))
     p = 0.0
     for c in literal_unroll(_EXPM1_TAYLOR):
         p = p * r + c

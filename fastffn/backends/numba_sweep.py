@@ -3,9 +3,9 @@
 Every array has the model axis last, so that each weight, activation and
 gradient of M models lies together in memory and one SIMD instruction updates
 several models (``_lanes``); groups of models run on separate threads, one a
-core (``sweeps._train_here``). Each
-model's arithmetic is the one-model loop's, summed in the same order along a
-column: its numbers are those of training it alone, within the tolerance.
+core (``sweeps._train_here``). Each model's arithmetic is the one-model loop's,
+summed in the same order along a column: its numbers are those of training it
+alone, within the tolerance.
 
 Shapes (G groups of M models, P weights a model, as ``numba_loop.sgd_steps`` lays
 them out; L modules; b samples a batch):
@@ -170,7 +170,7 @@ def group_steps(
     dtype = params.dtype
     zero, one = lanes(dtype.type(0)), lanes(dtype.type(1))
     width = widest(ops, shapes, XT)
-    acts, grad = work(ops, shapes, XT, b, M), work(ops, shapes, XT, b, M)
+    acts, grad = work(ops, XT, b, width, M), work(ops, XT, b, width, M)
     old, new = params, np.empty_like(params)
     rates = np.empty((1, M), dtype=dtype)
     loss = np.empty((1, M), dtype=dtype)
@@ -264,16 +264,15 @@ def group_steps(
 @jit(nogil=True, slp_vectorize=True)
 def group_correct(ops, shapes, params, XT, YT, b, hits):
     """Into ``hits`` (M,): ``correct`` for one group (params P by M), b points at a time."""
-    correct(
-        ops, shapes, params, XT, YT, work(ops, shapes, XT, b, LANES), widest(ops, shapes, XT), hits
-    )
+    width = widest(ops, shapes, XT)
+    correct(ops, shapes, params, XT, YT, work(ops, XT, b, width, LANES), width, hits)
 
 
 @jit
-def work(ops, shapes, XT, b, M):
+def work(ops, XT, b, width, M):
     """A buffer of every module's input and output for b samples, of XT's dtype:
     ``widest`` rows of M a sample and module, the first at ``at(k, j, b, widest)``."""
-    return np.empty(((ops.size + 1) * b * widest(ops, shapes, XT), M), dtype=XT.dtype)
+    return np.empty(((ops.size + 1) * b * width, M), dtype=XT.dtype)
 
 
 @jit
