@@ -87,6 +87,17 @@ def test_tanh_and_seed_none_draw_from_the_global_state_in_turn():
     assert np.random.randint(1 << 30) == after  # the state left as one run after another
 
 
+def test_models_of_one_seed_share_their_draws_and_leave_the_state_as_in_turn():
+    X, Y = blobs()
+    build = builder()
+    result = fastffn.sweep(build, X, Y, iters=200, lrate=[0.01, 0.02, 0.05], seed=4)
+    after = np.random.get_state()
+    for c, config in enumerate(result.configs):
+        assert_same(result, c, alone(build, X, Y, 200, config))
+    expected = np.random.get_state()  # key, position and the cached Gaussian of randn
+    assert np.array_equal(after[1], expected[1]) and after[2:] == expected[2:]
+
+
 def test_a_diverging_model_stops_alone_and_the_others_go_on():
     X, Y = hard()
     build = builder(widths=(2, 10, 10, 2))

@@ -43,16 +43,19 @@ class _Locator(caching._SourceFileBackedLocatorMixin, caching._CacheLocator):
         return self._cache_path
 
     def get_source_stamp(self):
-        """The contents of every module beside the function's own, not its file's alone.
+        """The contents of every backend module (and of the function's own file,
+        for a module ``numba_sweep`` generated), not its file's alone.
 
         Numba's own stamp is the function's file: a kernel compiled into a loop
         of another file would stay cached after an edit. Here an edit to any
         backend module recompiles them all, as does one to ``optimizers.py``,
         whose rule codes the loops read.
         """
-        folder = os.path.dirname(self._py_file)
-        paths = sorted(glob.glob(os.path.join(folder, "*.py")))
-        paths.append(os.path.join(os.path.dirname(folder), "optimizers.py"))
+        backends = os.path.dirname(__file__)
+        paths = sorted(glob.glob(os.path.join(backends, "*.py")))
+        paths.append(os.path.join(os.path.dirname(backends), "optimizers.py"))
+        if os.path.dirname(self._py_file) != backends:  # a module numba_sweep generated
+            paths.append(self._py_file)
         return tuple(caching._hash_source_file(p, *_stat(p)) for p in paths)
 
 

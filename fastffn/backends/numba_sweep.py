@@ -7,8 +7,17 @@ core (``sweeps._train_here``). Each model's arithmetic is the one-model loop's,
 summed in the same order along a column: its numbers are those of training it
 alone, within the tolerance.
 
+The loop is written out for each architecture and batch size (``kernels``):
+every module's widths and offsets are numbers in its source, so LLVM unrolls
+the small loops and folds every row's address into the instructions (a W5 step
+of 8 models: 1.19-1.22 us with the widths read at run time, 0.80-0.83 us with
+them in the source; the same weights, same process).
+The source is generated once, saved in the cache directory beside Numba's
+compiled code, and compiled there like any other module: a later process loads
+the machine code from Numba's cache.
+
 Shapes (G groups of M models, P weights a model, as ``numba_loop.sgd_steps`` lays
-them out; L modules; b samples a batch):
+them out; b samples a batch):
 
 - ``params``: G by P by M, updated in place;
 - ``indices``: G by iters by b by M, the columns each model draws;
@@ -21,126 +30,234 @@ them out; L modules; b samples a batch):
   from before it), else -1.
 """
 
+import hashlib
+import importlib.util
+import os
+import sys
+import textwrap
+import threading
+
+from ._lanes import LANES
+from ._numba_cache import cache_dir
+from .numba_loop import LINEAR, RELU, SIGMOID, SOFTMAX, TANH
+
+__all__ = ["LANES", "kernels", "source"]
+
+#: Each elementwise activation of x, and its gradient from g, the gradient by
+#: its output ``out``, as source on rows of LANES models (``_lanes``).
+ACTIVATIONS = {
+    TANH: "tanh(x)",
+    RELU: "maximum(zero, x)",
+    SIGMOID: "div(one, add(one, exp(sub(zero, x))))",
+}
+DERIVATIVES = {
+    TANH: "mul(sub(one, mul(out, out)), g)",  # (1 - out**2) g
+    RELU: "where_nonzero(out, g)",
+    SIGMOID: "mul(mul(out, sub(one, out)), g)",  # out (1 - out) g
+}
+
+_KERNELS, _LOCK = {}, threading.Lock()
+
+
+def kernels(ops, shapes, b):
+    """The compiled loop of one architecture and batch size, generated on first use.
+
+    Args:
+        ops (ndarray): The L module op codes (``numba_loop.OPS``).
+        shapes (ndarray): L by 3: each module's m, n and weight offset
+            (``numba_loop.sgd_steps``).
+        b (int): Samples a batch.
+
+    Returns:
+        module: Its ``group_steps(params, XT, YT, indices, lrates, tiny, first,
+            every, rec_losses, rec_hits, stopped)`` runs steps ``first`` on of
+            one group (the module docstring's arrays, without their G axis;
+            no GIL held) and ``group_correct(params, XT, YT, hits)`` counts
+            each model's right answers into ``hits`` (M,).
+
+    """
+    key = tuple(int(o) for o in ops), tuple(tuple(int(v) for v in s) for s in shapes), int(b)
+    with _LOCK:
+        if key not in _KERNELS:
+            _KERNELS[key] = _load(source(*key))
+        return _KERNELS[key]
+
+
+def _load(text):
+    """The module of source ``text``, from a file of the cache directory named by its
+    hash (written if new), so that Numba caches its functions; in memory if the
+    directory cannot be written."""
+    name = "fastffn_sweep_" + hashlib.sha256(text.encode()).hexdigest()[:20]
+    path = os.path.join(cache_dir(), "sweep", name + ".py")
+    try:
+        if not os.path.exists(path):
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            partial = f"{path}.{os.getpid()}.{threading.get_ident()}"
+            with open(partial, "w") as file:
+                file.write(text)
+            os.replace(partial, path)  # whole or not at all, for processes that race
+    except OSError:
+        path = None
+    spec = importlib.util.spec_from_loader(name, loader=None, origin=path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module  # where Numba looks a cached function's module up
+    exec(compile(text, path or f"<{name}>", "exec"), module.__dict__)
+    return module
+
+
+def source(ops, shapes, b):
+    """The Python source of ``kernels(ops, shapes, b)``."""
+    d = shapes[0][0]
+    width = max(d, *(n for _, n, _ in shapes))  # the most numbers at a module's input or output
+    L = len(ops)
+
+    def at(k, j):
+        """The first row of module k's input for sample j (a name or a number) in a buffer."""
+        return f"({(k * b) * width} + {j} * {width})" if isinstance(j, str) else (k * b + j) * width
+
+    forward = []
+    for k, (op, (m, n, base)) in enumerate(zip(ops, shapes, strict=True)):
+        a, z = at(k, "j"), at(k + 1, "j")
+        if op == LINEAR:  # W.T @ a + W0, as the one-model loop sums it
+            bias = f"row(params, {base + m * n} + i)"
+            body = _matvec("params", base, 1, n, a, z, n, m) + (
+                f"for i in range({n}):\n    put(acts, {z} + i, add(row(acts, {z} + i), {bias}))\n"
+            )
+        elif op in ACTIVATIONS:
+            body = (
+                f"for i in range({n}):\n"
+                f"    x = row(acts, {a} + i)\n"
+                f"    put(acts, {z} + i, {ACTIVATIONS[op]})\n"
+            )
+        else:  # softmax, shifted by each model's maximum
+            assert op == SOFTMAX
+            body = (
+                f"top = row(acts, {a})\n"
+                f"for i in range(1, {n}):\n"
+                f"    top = maximum(top, row(acts, {a} + i))\n"
+                f"total = zero\n"
+                f"for i in range({n}):\n"
+                f"    put(acts, {z} + i, exp(sub(row(acts, {a} + i), top)))\n"
+                f"    total = add(total, row(acts, {z} + i))  # as stored: in the model's dtype\n"
+                f"for i in range({n}):\n"
+                f"    put(acts, {z} + i, div(row(acts, {z} + i), total))\n"
+            )
+        forward.append(f"for j in range(cols):  # module {k}\n" + textwrap.indent(body, "    "))
+
+    backward = []
+    for k in range(L - 2, -1, -1):
+        op, (m, n, base) = ops[k], shapes[k]
+        a, g = at(k, "j"), at(k + 1, "j")  # the rows of module k's input and output
+        if op == LINEAR:  # dW = a g.T and dW0 = g summed over the batch; W g
+            w, w0 = f"{base} + r * {n} + i", f"{base + m * n} + i"
+            body = (
+                f"for r in range({m}):\n"
+                f"    part = zero  # row r's check: a sum of its own, in flight beside the others\n"
+                f"    for i in range({n}):\n"
+                f"        dw = fma(row(acts, {at(k, 0)} + r), row(grad, {at(k + 1, 0)}+i), zero)\n"
+                f"        for j in range(1, {b}):\n"
+                f"            dw = fma(row(acts, {a} + r), row(grad, {g} + i), dw)\n"
+                f"        part = fma(dw, zero, part)\n"
+                f"        put(new, {w}, sub(row(old, {w}), mul(rate, dw)))\n"
+                f"    check = add(check, part)\n"
+                f"for i in range({n}):\n"
+                f"    db = zero\n"
+                f"    for j in range({b}):\n"
+                f"        db = add(db, row(grad, {g} + i))\n"
+                f"    check = fma(db, zero, check)\n"
+                f"    put(new, {w0}, sub(row(old, {w0}), mul(rate, db)))\n"
+            )
+            if k > 0:
+                body += f"for j in range({b}):\n" + textwrap.indent(
+                    _matvec("old", base, n, 1, g, a, m, n, X="grad", Y="grad"), "    "
+                )
+        else:  # the gradient at the output's rows into the input's
+            z = at(k + 1, "j")
+            body = (
+                f"for j in range({b}):\n"
+                f"    for i in range({n}):\n"
+                f"        out, g = row(acts, {z} + i), row(grad, {z} + i)\n"
+                f"        put(grad, {a} + i, {DERIVATIVES[op]})\n"
+            )
+        backward.append(f"# module {k}\n{body}")
+
+    return _TEMPLATE.format(
+        L=L, b=b, width=width, d=d, classes=shapes[-1][1], out=at(L, "j"), last=at(L - 1, "j"),
+        forward=textwrap.indent("".join(forward), "    "),
+        backward=textwrap.indent("".join(backward), "        "),
+    )  # fmt: skip
+
+
+def _matvec(V, first, so, sc, x0, y0, nout, nin, X="acts", Y="acts"):
+    """Source setting ``Y[y0 + o]`` to the sum over c < nin, c ascending, of
+    ``V[first + o so + c sc] X[x0 + c]``, for o < nout: a product with a weight
+    matrix's rows (so, sc = 1, n) or columns (n, 1). Four outputs at a time:
+    four sums in flight, each row of X loaded once for them."""
+    fours = nout // 4 * 4
+    text = (
+        f"for o in range(0, {fours}, 4):\n"
+        f"    s0 = s1 = s2 = s3 = zero\n"
+        f"    for c in range({nin}):\n"
+        f"        x, v = row({X}, {x0} + c), {first} + o * {so} + c * {sc}\n"
+        f"        s0 = fma(row({V}, v), x, s0)\n"
+        f"        s1 = fma(row({V}, v + {so}), x, s1)\n"
+        f"        s2 = fma(row({V}, v + {2 * so}), x, s2)\n"
+        f"        s3 = fma(row({V}, v + {3 * so}), x, s3)\n"
+        f"    put({Y}, {y0} + o, s0)\n"
+        f"    put({Y}, {y0} + o + 1, s1)\n"
+        f"    put({Y}, {y0} + o + 2, s2)\n"
+        f"    put({Y}, {y0} + o + 3, s3)\n"
+    )
+    if fours < nout:
+        text += (
+            f"for o in range({fours}, {nout}):\n"
+            f"    s = zero\n"
+            f"    for c in range({nin}):\n"
+            f"        s = fma(row({V}, {first} + o * {so} + c * {sc}), row({X}, {x0} + c), s)\n"
+            f"    put({Y}, {y0} + o, s)\n"
+        )
+    return text
+
+
+_TEMPLATE = '''\
+"""fastffn's many-model loop for one architecture: generated by fastffn.backends.numba_sweep."""
+
 import numpy as np
 
-from ._lanes import (
-    LANES,
-    add,
-    div,
-    exp,
-    fma,
-    gather,
-    lanes,
-    maximum,
-    mul,
-    put,
-    row,
-    sub,
-    tanh,
-    where_nonzero,
+from fastffn.backends._lanes import (
+    LANES, add, div, exp, fma, gather, lanes, maximum, mul, put, row, sub, tanh, where_nonzero,
 )
-from ._numba_cache import jit
-from .numba import FASTMATH
-from .numba_loop import LINEAR, RELU, SIGMOID, TANH
+from fastffn.backends._numba_cache import jit
+from fastffn.backends.numba import FASTMATH
 
 
 @jit(fastmath=FASTMATH)
-def matvec(V, first, so, sc, X, x0, Y, y0, nout, nin):
-    """``Y[y0 + o]`` = the sum over c < nin, c ascending, of ``V[first + o so + c sc] X[x0 + c]``,
-    model by model, for o < nout: a weight matrix's rows (so, sc = 1, n) or columns (n, 1).
-
-    Four outputs at a time: four sums in flight, each row of X loaded once for them.
-    """
-    zero = lanes(V.dtype.type(0))
-    o = 0
-    while o + 4 <= nout:
-        s0 = s1 = s2 = s3 = zero
-        for c in range(nin):
-            x, v = row(X, x0 + c), first + o * so + c * sc
-            s0 = fma(row(V, v), x, s0)
-            s1 = fma(row(V, v + so), x, s1)
-            s2 = fma(row(V, v + 2 * so), x, s2)
-            s3 = fma(row(V, v + 3 * so), x, s3)
-        put(Y, y0 + o, s0)
-        put(Y, y0 + o + 1, s1)
-        put(Y, y0 + o + 2, s2)
-        put(Y, y0 + o + 3, s3)
-        o += 4
-    for rest in range(o, nout):
-        s = zero
-        for c in range(nin):
-            s = fma(row(V, first + rest * so + c * sc), row(X, x0 + c), s)
-        put(Y, y0 + rest, s)
-
-
-@jit(fastmath=FASTMATH)
-def forward(ops, shapes, params, acts, width, cols):
-    """The forward pass of the first ``cols`` samples of ``acts`` for every model.
-
-    Module k reads sample j's rows from ``at(k, j)`` on and writes them from
-    ``at(k + 1, j)`` on (``acts`` as ``work`` allocates it).
-    """
-    b = acts.shape[0] // ((ops.size + 1) * width)
+def forward(params, acts, cols):
+    """The forward pass of the first ``cols`` samples of ``acts``, every model."""
     zero, one = lanes(params.dtype.type(0)), lanes(params.dtype.type(1))
-    for k in range(ops.size):
-        op, m, n, base = ops[k], shapes[k, 0], shapes[k, 1], shapes[k, 2]
-        for j in range(cols):
-            a, z = at(k, j, b, width), at(k + 1, j, b, width)
-            if op == LINEAR:  # W.T @ a + W0, as the one-model loop sums it
-                matvec(params, base, 1, n, acts, a, acts, z, n, m)
-                for i in range(n):
-                    put(acts, z + i, add(row(acts, z + i), row(params, base + m * n + i)))
-            elif op == TANH:
-                for i in range(n):
-                    put(acts, z + i, tanh(row(acts, a + i)))
-            elif op == RELU:
-                for i in range(n):
-                    put(acts, z + i, maximum(zero, row(acts, a + i)))
-            elif op == SIGMOID:
-                for i in range(n):
-                    put(acts, z + i, div(one, add(one, exp(sub(zero, row(acts, a + i))))))
-            else:  # softmax, shifted by each model's maximum
-                top = row(acts, a)
-                for i in range(1, n):
-                    top = maximum(top, row(acts, a + i))
-                total = zero
-                for i in range(n):
-                    put(acts, z + i, exp(sub(row(acts, a + i), top)))
-                    total = add(total, row(acts, z + i))  # as stored: in the model's dtype
-                for i in range(n):
-                    put(acts, z + i, div(row(acts, z + i), total))
-
-
-@jit
-def at(k, j, b, width):
-    """The first row of module k's input for sample j in a ``work`` buffer."""
-    return (k * b + j) * width
-
+{forward}
 
 @jit(fastmath=FASTMATH)
-def correct(ops, shapes, params, XT, YT, acts, width, hits):
-    """Into ``hits`` (M,): how many training points each model classifies right, -1 if
-    one of its outputs was not finite. ``acts`` as for ``forward``; its b samples
-    take b points at a time."""
-    L, M = ops.size, params.shape[1]
-    b = acts.shape[0] // ((L + 1) * width)
+def correct(params, XT, YT, acts, hits):
+    """Into hits (M,): how many training points each model classifies right (the
+    first maximum wins), -1 if one of its outputs was not finite; {b} at a time."""
     hits[:] = 0
-    finite = np.ones(M, dtype=np.bool_)
-    for start in range(0, XT.shape[0], b):
-        cols = min(b, XT.shape[0] - start)
+    finite = np.ones(LANES, dtype=np.bool_)
+    for start in range(0, XT.shape[0], {b}):
+        cols = min({b}, XT.shape[0] - start)
         for j in range(cols):
-            for i in range(XT.shape[1]):
-                put(acts, at(0, j, b, width) + i, lanes(XT[start + j, i]))
-        forward(ops, shapes, params, acts, width, cols)
+            for i in range({d}):
+                put(acts, j * {width} + i, lanes(XT[start + j, i]))
+        forward(params, acts, cols)
         for j in range(cols):
-            t, out = start + j, at(L, j, b, width)
+            t, out = start + j, {out}
             label = 0
-            for i in range(YT.shape[1]):
+            for i in range({classes}):
                 if YT[t, i] > YT[t, label]:
                     label = i
             for q in range(LANES):
                 best = 0
-                for i in range(YT.shape[1]):
+                for i in range({classes}):
                     finite[q] &= np.isfinite(acts[out + i, q])
                     if acts[out + i, q] > acts[out + best, q]:
                         best = i
@@ -151,108 +268,63 @@ def correct(ops, shapes, params, XT, YT, acts, width, hits):
 
 
 @jit(fastmath=FASTMATH, nogil=True, slp_vectorize=True)
-def group_steps(
-    ops, shapes, params, XT, YT, indices, lrates, tiny, first, every, rec_losses, rec_hits, stopped
-):
-    """Steps ``first`` to ``first + len(indices)`` of one group of LANES models.
-
-    The arguments are one group's parts of the module docstring's arrays:
-    ``params`` P by M, ``indices`` iters by b by M, ``lrates`` (M,),
-    ``rec_losses`` and ``rec_hits`` R by M, ``stopped`` (M,). Runs without the
-    GIL, so groups train on threads of their own (``sweeps._train_here``).
+def group_steps(params, XT, YT, indices, lrates, tiny, first, every, rec_losses, rec_hits, stopped):
+    """Steps first to first + len(indices) of one group (see numba_sweep.kernels).
 
     Each step reads the weights from one buffer and writes the updated ones into
-    the other, as soon as their gradient is known (no array of gradients); the
-    two swap after the step. A model whose gradients were not finite, or that
-    stopped before, gets its old weights back in the new buffer.
+    the other as soon as their gradient is known; the two swap after the step. A
+    model whose gradients were not finite, or that stopped before, gets its old
+    weights back. A loss is not finite only where an output is not, and then
+    neither is the gradient: the loss is only computed where it is recorded.
     """
-    L, M, b = ops.size, params.shape[1], indices.shape[1]
     dtype = params.dtype
     zero, one = lanes(dtype.type(0)), lanes(dtype.type(1))
-    width = widest(ops, shapes, XT)
-    acts, grad = work(ops, XT, b, width, M), work(ops, XT, b, width, M)
+    acts = np.empty((({L} + 1) * {b} * {width}, LANES), dtype=dtype)
+    grad = np.empty_like(acts)
     old, new = params, np.empty_like(params)
-    rates = np.empty((1, M), dtype=dtype)
-    loss = np.empty((1, M), dtype=dtype)
-    hits = np.empty(M, dtype=np.int64)
-    classes = YT.shape[1]
+    rates = np.empty((1, LANES), dtype=dtype)
+    hits = np.empty(LANES, dtype=np.int64)
 
     for s in range(indices.shape[0]):
         it = first + s
+        record = every > 0 and it % every == 1 % every
         for q in range(LANES):
             rates[0, q] = lrates[q] if stopped[q] < 0 else 0
-        if every and it % every == 1 % every:
-            correct(ops, shapes, old, XT, YT, acts, width, hits)
-            r = (it - 1 % every) // every
+        if record:
+            correct(old, XT, YT, acts, hits)
             for q in range(LANES):
                 if hits[q] < 0 and stopped[q] < 0:
                     stopped[q] = it
-                rec_hits[r, q] = hits[q]
-        for j in range(b):
+                rec_hits[(it - 1 % every) // every, q] = hits[q]
+        for j in range({b}):
             t = row(indices[s], j)
-            for i in range(XT.shape[1]):
-                put(acts, at(0, j, b, width) + i, gather(XT, t, i))
-        forward(ops, shapes, old, acts, width, b)
+            for i in range({d}):
+                put(acts, j * {width} + i, gather(XT, t, i))
+        forward(old, acts, {b})
 
-        for q in range(LANES):  # NLL, one model at a time (a scalar log)
-            loss[0, q] = 0
-            for j in range(b):
-                out = at(L, j, b, width)
-                for i in range(classes):
-                    y, p = YT[indices[s, j, q], i], acts[out + i, q]
-                    if y != 0 or not np.isfinite(p):  # else the term is 0: no log to take
-                        loss[0, q] -= y * np.log(max(p, tiny))
-        if every and it % every == 1 % every:
-            rec_losses[(it - 1 % every) // every] = loss[0]
-        for j in range(b):  # SoftMax and NLL differentiated together: p sum(y) - y
-            t, out, g = row(indices[s], j), at(L, j, b, width), at(L - 1, j, b, width)
+        if record:  # NLL, one model at a time (a scalar log)
+            for q in range(LANES):
+                loss = dtype.type(0)
+                for j in range({b}):
+                    out = {out}
+                    for i in range({classes}):
+                        y, p = YT[indices[s, j, q], i], acts[out + i, q]
+                        if y != 0 or not np.isfinite(p):  # else the term is 0: no log to take
+                            loss -= y * np.log(max(p, tiny))
+                rec_losses[(it - 1 % every) // every, q] = loss
+        for j in range({b}):  # SoftMax and NLL differentiated together: p sum(y) - y
+            t, out, g = row(indices[s], j), {out}, {last}
             total = zero
-            for i in range(classes):
+            for i in range({classes}):
                 total = add(total, gather(YT, t, i))
-            for i in range(classes):
-                p = mul(row(acts, out + i), total)
-                put(grad, g + i, sub(p, gather(YT, t, i)))
+            for i in range({classes}):
+                put(grad, g + i, sub(mul(row(acts, out + i), total), gather(YT, t, i)))
 
         rate = row(rates, 0)
         check = zero  # stays 0 while every gradient is finite, else NaN
-        for k in range(L - 2, -1, -1):
-            op, m, n, base = ops[k], shapes[k, 0], shapes[k, 1], shapes[k, 2]
-            if op == LINEAR:  # dW = a g.T and dW0 = g summed over the batch; W g
-                for r in range(m):
-                    for i in range(n):
-                        a, g = at(k, 0, b, width) + r, at(k + 1, 0, b, width) + i
-                        dw = fma(row(acts, a), row(grad, g), zero)
-                        for j in range(1, b):
-                            a, g = at(k, j, b, width) + r, at(k + 1, j, b, width) + i
-                            dw = fma(row(acts, a), row(grad, g), dw)
-                        check = fma(dw, zero, check)
-                        w = base + r * n + i
-                        put(new, w, sub(row(old, w), mul(rate, dw)))
-                for i in range(n):
-                    db = zero
-                    for j in range(b):
-                        db = add(db, row(grad, at(k + 1, j, b, width) + i))
-                    check = fma(db, zero, check)
-                    w = base + m * n + i
-                    put(new, w, sub(row(old, w), mul(rate, db)))
-                if k > 0:
-                    for j in range(b):
-                        g, d = at(k + 1, j, b, width), at(k, j, b, width)
-                        matvec(old, base, n, 1, grad, g, grad, d, m, n)
-            else:
-                for j in range(b):  # the gradient at the output's rows into the input's
-                    z, d = at(k + 1, j, b, width), at(k, j, b, width)
-                    for i in range(n):
-                        out, g = row(acts, z + i), row(grad, z + i)
-                        if op == TANH:  # (1 - out**2) g
-                            put(grad, d + i, mul(sub(one, mul(out, out)), g))
-                        elif op == RELU:
-                            put(grad, d + i, where_nonzero(out, g))
-                        else:  # out (1 - out) g
-                            put(grad, d + i, mul(mul(out, sub(one, out)), g))
-
+{backward}
         for q in range(LANES):
-            if stopped[q] < 0 and not (np.isfinite(loss[0, q]) and check[q] == 0):
+            if stopped[q] < 0 and not check[q] == 0:
                 stopped[q] = it
             if stopped[q] >= 0:  # a stopped model keeps its weights
                 new[:, q] = old[:, q]
@@ -262,23 +334,7 @@ def group_steps(
 
 
 @jit(nogil=True, slp_vectorize=True)
-def group_correct(ops, shapes, params, XT, YT, b, hits):
-    """Into ``hits`` (M,): ``correct`` for one group (params P by M), b points at a time."""
-    width = widest(ops, shapes, XT)
-    correct(ops, shapes, params, XT, YT, work(ops, XT, b, width, LANES), width, hits)
-
-
-@jit
-def work(ops, XT, b, width, M):
-    """A buffer of every module's input and output for b samples, of XT's dtype:
-    ``widest`` rows of M a sample and module, the first at ``at(k, j, b, widest)``."""
-    return np.empty(((ops.size + 1) * b * width, M), dtype=XT.dtype)
-
-
-@jit
-def widest(ops, shapes, XT):
-    """The most numbers a sample has at any module's input or output."""
-    width = XT.shape[1]
-    for k in range(ops.size):
-        width = max(width, shapes[k, 1])
-    return width
+def group_correct(params, XT, YT, hits):
+    """Into hits (M,): correct for one group (params P by M)."""
+    correct(params, XT, YT, np.empty((({L} + 1) * {b} * {width}, LANES), dtype=XT.dtype), hits)
+'''
