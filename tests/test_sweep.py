@@ -98,13 +98,14 @@ def test_models_of_one_seed_share_their_draws_and_leave_the_state_as_in_turn():
     assert np.array_equal(after[1], expected[1]) and after[2:] == expected[2:]
 
 
-def test_a_diverging_model_stops_alone_and_the_others_go_on():
+@pytest.mark.parametrize("every", [1, None])  # stopped by its outputs, or by its gradients
+def test_a_diverging_model_stops_alone_and_the_others_go_on(every):
     X, Y = hard()
     build = builder(widths=(2, 10, 10, 2))
-    result = fastffn.sweep(build, X, Y, iters=500, lrate=[0.005, 1e200], seed=1, every=1)
+    result = fastffn.sweep(build, X, Y, iters=500, lrate=[0.005, 1e200], seed=1, every=every)
     assert result.stopped[0] is None and result.stopped[1] is not None
     for c, config in enumerate(result.configs):
-        assert_same(result, c, alone(build, X, Y, 500, config, every=1))
+        assert_same(result, c, alone(build, X, Y, 500, config, every=every))
     assert np.isnan(result.accuracies[1]) and "stopped at" in result.table()
 
 

@@ -104,6 +104,24 @@ def maximum(a, b):
 
 
 @jit
+def absolute(a):
+    """``abs(a)``, model by model."""
+    a0, a1, a2, a3, a4, a5, a6, a7 = a
+    return abs(a0), abs(a1), abs(a2), abs(a3), abs(a4), abs(a5), abs(a6), abs(a7)
+
+
+@jit
+def below(a, b):
+    """Whether ``a < b`` for every model (False where a is NaN)."""
+    a0, a1, a2, a3, a4, a5, a6, a7 = a
+    b0, b1, b2, b3, b4, b5, b6, b7 = b
+    return (
+        (a0 < b0) & (a1 < b1) & (a2 < b2) & (a3 < b3)
+        & (a4 < b4) & (a5 < b5) & (a6 < b6) & (a7 < b7)
+    )  # fmt: skip
+
+
+@jit
 def where_nonzero(z, g):
     """g where z is not 0, else 0, model by model: ReLU's backward pass."""
     z0, z1, z2, z3, z4, z5, z6, z7 = z

@@ -144,39 +144,54 @@ def source(ops, shapes, b):
             )
         forward.append(f"for j in range(cols):  # module {k}\n" + textwrap.indent(body, "    "))
 
-    backward = []
+    backward, checks, updates = [], [], []
     for k in range(L - 2, -1, -1):
         op, (m, n, base) = ops[k], shapes[k]
         a, g = at(k, "j"), at(k + 1, "j")  # the rows of module k's input and output
-        if op == LINEAR:  # dW = a g.T and dW0 = g summed over the batch; W g
+        if op == LINEAR:
+            # dW = a g.T and dW0 = g summed over the batch, as the one-model loop sums them
             w, w0 = f"{base} + r * {n} + i", f"{base + m * n} + i"
-            body = (
+            dw = (
                 f"for r in range({m}):\n"
-                f"    part = zero  # row r's check: a sum of its own, in flight beside the others\n"
                 f"    for i in range({n}):\n"
                 f"        dw = fma(row(acts, {at(k, 0)} + r), row(grad, {at(k + 1, 0)}+i), zero)\n"
                 f"        for j in range(1, {b}):\n"
                 f"            dw = fma(row(acts, {a} + r), row(grad, {g} + i), dw)\n"
-                f"        part = fma(dw, zero, part)\n"
-                f"        put(new, {w}, sub(row(old, {w}), mul(rate, dw)))\n"
-                f"    check = add(check, part)\n"
+                f"        {{dw}}\n"
                 f"for i in range({n}):\n"
                 f"    db = zero\n"
                 f"    for j in range({b}):\n"
                 f"        db = add(db, row(grad, {g} + i))\n"
-                f"    check = fma(db, zero, check)\n"
-                f"    put(new, {w0}, sub(row(old, {w0}), mul(rate, db)))\n"
+                f"    {{db}}\n"
             )
-            if k > 0:
+            updates.append(
+                dw.format(
+                    dw=f"put(params, {w}, sub(row(params, {w}), mul(rate, dw)))",
+                    db=f"put(params, {w0}, sub(row(params, {w0}), mul(rate, db)))",
+                )
+            )
+            checks.append(
+                dw.format(dw="check = fma(dw, zero, check)", db="check = fma(db, zero, check)")
+            )
+            # |dW| <= sum |a| sum |g| and |dW0| <= sum |g|, NaN if one is NaN or inf
+            body = (
+                f"sa = sg = zero\n"
+                f"for j in range({b}):\n"
+                f"    for r in range({m}):\n"
+                f"        sa = add(sa, absolute(row(acts, {a} + r)))\n"
+                f"    for i in range({n}):\n"
+                f"        sg = add(sg, absolute(row(grad, {g} + i)))\n"
+                f"bound = add(bound, add(mul(sa, sg), sg))\n"
+            )
+            if k > 0:  # W g, the gradient by the module's input, before W changes
                 body += f"for j in range({b}):\n" + textwrap.indent(
-                    _matvec("old", base, n, 1, g, a, m, n, X="grad", Y="grad"), "    "
+                    _matvec("params", base, n, 1, g, a, m, n, X="grad", Y="grad"), "    "
                 )
         else:  # the gradient at the output's rows into the input's
-            z = at(k + 1, "j")
             body = (
                 f"for j in range({b}):\n"
                 f"    for i in range({n}):\n"
-                f"        out, g = row(acts, {z} + i), row(grad, {z} + i)\n"
+                f"        out, g = row(acts, {g} + i), row(grad, {g} + i)\n"
                 f"        put(grad, {a} + i, {DERIVATIVES[op]})\n"
             )
         backward.append(f"# module {k}\n{body}")
@@ -185,6 +200,8 @@ def source(ops, shapes, b):
         L=L, b=b, width=width, d=d, classes=shapes[-1][1], out=at(L, "j"), last=at(L - 1, "j"),
         forward=textwrap.indent("".join(forward), "    "),
         backward=textwrap.indent("".join(backward), "        "),
+        checks=textwrap.indent("".join(checks), "            "),
+        updates=textwrap.indent("".join(updates), "        "),
     )  # fmt: skip
 
 
@@ -225,7 +242,8 @@ _TEMPLATE = '''\
 import numpy as np
 
 from fastffn.backends._lanes import (
-    LANES, add, div, exp, fma, gather, lanes, maximum, mul, put, row, sub, tanh, where_nonzero,
+    LANES, absolute, add, below, div, exp, fma, gather, lanes, maximum, mul, put, row, sub, tanh,
+    where_nonzero,
 )
 from fastffn.backends._numba_cache import jit
 from fastffn.backends.numba import FASTMATH
@@ -271,36 +289,48 @@ def correct(params, XT, YT, acts, hits):
 def group_steps(params, XT, YT, indices, lrates, tiny, first, every, rec_losses, rec_hits, stopped):
     """Steps first to first + len(indices) of one group (see numba_sweep.kernels).
 
-    Each step reads the weights from one buffer and writes the updated ones into
-    the other as soon as their gradient is known; the two swap after the step. A
-    model whose gradients were not finite, or that stopped before, gets its old
-    weights back. A loss is not finite only where an output is not, and then
-    neither is the gradient: the loss is only computed where it is recorded.
+    The weights are updated in place once every gradient of the step is known.
+    No model's weight gradient can have overflowed where, for each Linear
+    module, sum|a| sum|g| + sum|g| (its input a, the gradient g by its output)
+    stays below half the dtype's largest number: it bounds every |dW| and
+    |dW0|, and is NaN where a or g is not finite. Only where the bound fails
+    are the gradients checked one by one, as the one-model loop checks them. A
+    model whose gradients, loss or outputs were not finite stops: its weights
+    from before the step are kept aside (in kept, back in params at the end) and
+    its column is zero meanwhile, which keeps its lane finite (step size 0).
+    The loss is only computed where it is recorded: it is not finite only where
+    an output is not, and then neither is a gradient.
     """
     dtype = params.dtype
     zero, one = lanes(dtype.type(0)), lanes(dtype.type(1))
+    limit = lanes(dtype.type(np.finfo(dtype).max / 2))
     acts = np.empty((({L} + 1) * {b} * {width}, LANES), dtype=dtype)
     grad = np.empty_like(acts)
-    old, new = params, np.empty_like(params)
-    rates = np.empty((1, LANES), dtype=dtype)
+    kept = np.empty_like(params)
     hits = np.empty(LANES, dtype=np.int64)
+    for q in range(LANES):
+        if stopped[q] >= 0:
+            kept[:, q] = params[:, q]
+            params[:, q] = 0
+    rate = step_sizes(lrates, stopped)
 
     for s in range(indices.shape[0]):
         it = first + s
         record = every > 0 and it % every == 1 % every
-        for q in range(LANES):
-            rates[0, q] = lrates[q] if stopped[q] < 0 else 0
         if record:
-            correct(old, XT, YT, acts, hits)
+            correct(params, XT, YT, acts, hits)
             for q in range(LANES):
                 if hits[q] < 0 and stopped[q] < 0:
                     stopped[q] = it
+                    kept[:, q] = params[:, q]
+                    params[:, q] = 0
                 rec_hits[(it - 1 % every) // every, q] = hits[q]
+            rate = step_sizes(lrates, stopped)
         for j in range({b}):
             t = row(indices[s], j)
             for i in range({d}):
                 put(acts, j * {width} + i, gather(XT, t, i))
-        forward(old, acts, {b})
+        forward(params, acts, {b})
 
         if record:  # NLL, one model at a time (a scalar log)
             for q in range(LANES):
@@ -320,17 +350,29 @@ def group_steps(params, XT, YT, indices, lrates, tiny, first, every, rec_losses,
             for i in range({classes}):
                 put(grad, g + i, sub(mul(row(acts, out + i), total), gather(YT, t, i)))
 
-        rate = row(rates, 0)
-        check = zero  # stays 0 while every gradient is finite, else NaN
+        bound = zero
 {backward}
+        if not below(bound, limit):  # rare: check the gradients one by one
+            check = zero  # stays 0 while every gradient is finite, else NaN
+{checks}
+            for q in range(LANES):
+                if stopped[q] < 0 and not check[q] == 0:
+                    stopped[q] = it
+                    kept[:, q] = params[:, q]
+{updates}
         for q in range(LANES):
-            if stopped[q] < 0 and not check[q] == 0:
-                stopped[q] = it
-            if stopped[q] >= 0:  # a stopped model keeps its weights
-                new[:, q] = old[:, q]
-        old, new = new, old
-    if indices.shape[0] % 2:  # an odd number of swaps: the last weights are in the other buffer
-        params[:] = old
+            if stopped[q] == it:  # stopped in this step: zero from now on
+                params[:, q] = 0
+                rate = step_sizes(lrates, stopped)
+    for q in range(LANES):
+        if stopped[q] >= 0:
+            params[:, q] = kept[:, q]
+
+
+@jit
+def step_sizes(lrates, stopped):
+    """Each model's step size, 0 once stopped."""
+    return row(np.where(stopped < 0, lrates, lrates.dtype.type(0)).reshape((1, LANES)), 0)
 
 
 @jit(nogil=True, slp_vectorize=True)
