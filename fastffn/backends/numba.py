@@ -75,7 +75,8 @@ def simd_exp(x):
     Overflow gives inf, underflow 0 (denormals on the way), NaN stays NaN.
     """
     x = np.float64(x)
-    k, r = ln2_reduction(min(max(x, _EXP_MIN), _EXP_MAX))  # ends and NaN set at the end
+    clipped = x if x > _EXP_MIN else _EXP_MIN  # NaN too: the ends and NaN are set at the end
+    k, r = ln2_reduction(clipped if clipped < _EXP_MAX else _EXP_MAX)
     p = 0.0
     for c in literal_unroll(_EXP_TAYLOR):
         p = p * r + c
@@ -83,13 +84,11 @@ def simd_exp(x):
     k2 = np.int64(k) - k1
     y = p * np.int64((k1 + 1023) << 52).view(np.float64)
     y *= np.int64((k2 + 1023) << 52).view(np.float64)
-    if x > _EXP_MAX:
-        y = np.inf
-    elif x < _EXP_MIN:
-        y = 0.0
-    elif x != x:
-        y = x
-    return y
+    # Selects, not branches: LLVM packs neighbouring calls into SIMD lanes (the
+    # sweep's 8 models), which a branch would keep scalar.
+    y = np.inf if x > _EXP_MAX else y
+    y = 0.0 if x < _EXP_MIN else y
+    return x if x != x else y
 
 
 # tanh(x) = t / (t + 2) with t = expm1(2|x|), its sign set after: no cancellation
@@ -107,16 +106,15 @@ def simd_tanh(x):
     ±0, ±inf and NaN come out as from ``np.tanh``.
     """
     x = np.float64(x)
-    k, r = ln2_reduction(2.0 * min(abs(x), _TANH_ONE))
+    size = abs(x)
+    k, r = ln2_reduction(2.0 * (size if size < _TANH_ONE else _TANH_ONE))  # NaN: set at the end
     p = 0.0
     for c in literal_unroll(_EXPM1_TAYLOR):
         p = p * r + c
     scale = np.int64((np.int64(k) + 1023) << 52).view(np.float64)  # 2**k, 0 <= k <= 64
     t = scale * (r * p) + (scale - 1.0)
     y = math.copysign(t / (t + 2.0), x)
-    if x != x:
-        y = x
-    return y
+    return x if x != x else y  # a select, as in simd_exp
 
 
 # --- matrix products into given arrays -----------------------------------------
