@@ -30,6 +30,8 @@ from .sequential import Sequential
 AXES = ("lrate", "seed", "batch_size")
 #: Seeding, building and drawing use NumPy's global state: one sweep at a time.
 _GLOBAL_STATE = threading.Lock()
+#: Steps in about ``training.CHUNK_SECONDS``, by compiled loop and number of groups.
+_CHUNKS = {}
 
 
 def sweep(
@@ -82,8 +84,9 @@ def sweep(
             return _one_after_another(build, first, X, Y, configs, iters, every, progress)
         drawn = {}
         models, draws = [first], [_draw(X, iters, configs[0], drawn)]
+        like = architecture(first)
         for config in configs[1:]:
-            models.append(_build(build, config, like=first))
+            models.append(_build(build, config, like))
             draws.append(_draw(X, iters, config, drawn))
     result = SweepResult(configs)
     XT, YT = training.samples_as_rows(X), training.samples_as_rows(Y)
@@ -130,16 +133,16 @@ def _check_client(client):
 
 
 def _build(build, config, like=None):
-    """Seeds the global state as ``config`` says, then builds a model (checked against ``like``)."""
+    """Seeds the global state as ``config`` says, then builds a model (checked against
+    ``like``, the first model's ``architecture``)."""
     if config["seed"] is not None:
         np.random.seed(config["seed"])
     model = build()
     if not isinstance(model, Sequential):
         raise TypeError(f"build must return a Sequential, got {model!r}")
-    if like is not None and architecture(model) != architecture(like):
+    if like is not None and architecture(model) != like:
         raise ValueError(
-            "build must return models of one architecture: got "
-            f"{architecture(model)} after {architecture(like)}"
+            f"build must return models of one architecture: got {architecture(model)} after {like}"
         )
     return model
 
@@ -147,7 +150,7 @@ def _build(build, config, like=None):
 def architecture(model):
     """What models trained together share: module types, weight shapes and dtypes."""
     return tuple(
-        (type(m).__name__, *((m.W.shape, m.W.dtype.name) if hasattr(m, "W") else ()))
+        (type(m).__name__, *((m.W.shape, m.W.dtype) if hasattr(m, "W") else ()))
         for m in [*model.modules, model.loss]
     )
 
@@ -218,9 +221,9 @@ def _progress(report, total):
 
 def _one_after_another(build, first, X, Y, configs, iters, every, progress):
     """The grid through ``Sequential.sgd``, one model at a time (models it cannot compile)."""
-    result = SweepResult(configs)
+    result, like = SweepResult(configs), architecture(first)
     for c, config in enumerate(configs):
-        model = first if c == 0 else _build(build, config, like=first)
+        model = first if c == 0 else _build(build, config, like)
         history, stopped = [], None
         try:
             history = model.sgd(
@@ -358,20 +361,18 @@ def _train_here(ops, shapes, params, XT, YT, indices, lrates, every, records, pr
             rec_losses[g], rec_hits[g], stopped[g],
         )  # fmt: skip
 
-    def correct(g):
-        loop.group_correct(params[g], XT, YT, hits[g])
-
     with ThreadPoolExecutor(max(1, min(G, threads))) as pool:
-        it, chunk = 0, 1
+        it, chunk = 0, _CHUNKS.get((loop, G), 1)  # as the last sweep of its kind measured it
         while it < iters:
             count = min(chunk, iters - it)
             start = time.perf_counter()
             list(pool.map(steps, range(G), [it] * G, [count] * G))  # raises a thread's error
             rate = count / max(time.perf_counter() - start, 1e-6)
-            chunk = max(1, int(rate * training.CHUNK_SECONDS))
+            chunk = _CHUNKS[loop, G] = max(1, int(rate * training.CHUNK_SECONDS))
             it += count
             progress(count)
-        list(pool.map(correct, range(G)))
+    for g in range(G):  # microseconds each
+        loop.group_correct(params[g], XT, YT, hits[g])
     return params, rec_losses, rec_hits, stopped, hits
 
 
