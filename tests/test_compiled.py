@@ -167,6 +167,34 @@ def test_divergence_happens_at_the_same_iteration_on_both_backends():
         np.testing.assert_allclose(a, b, rtol=1e-10)
 
 
+def overflowing(backend="numba"):
+    """A model and data whose first gradients overflow while its outputs stay finite:
+    inputs near 1e300, first weights near 1e-300, last weights near 1e10."""
+    X, Y = hard()
+    model = build(fastffn, "ReLU", widths=(2, 3, 2), backend=backend)
+    first, last = model.linear_layers
+    first.W, last.W = first.W * 1e-300, last.W * 1e10
+    return model, X * 1e300, Y
+
+
+@pytest.mark.parametrize("batch_size", [1, 4])
+def test_a_gradient_that_overflows_under_finite_outputs_stops_the_step(batch_size):
+    """The one-sample loop bounds its gradients instead of checking each; where the
+    bound fails, it checks each, as the layers do: the same step stops, untaken."""
+    stops, final = [], []
+    for backend in ("numba", "numpy"):
+        model, X, Y = overflowing(backend)
+        with pytest.raises(FloatingPointError) as err:
+            fit(model, X, Y, iters=20, lrate=0.01, batch_size=batch_size, every=None)
+        assert "nan" not in str(err.value).split(")")[0]  # a finite loss: a gradient stopped it
+        stops.append(err.value.iteration)
+        final.append(weights(model))
+    assert stops[0] == stops[1]
+    for a, b in zip(*final, strict=True):
+        assert np.isfinite(a).all()
+        np.testing.assert_allclose(a, b, rtol=1e-10)
+
+
 @pytest.mark.parametrize("shape", [(1, 1), (2, 20), (33, 65), (784, 70)])
 def test_samples_as_rows_is_the_exact_transpose(shape, dtype):
     X = np.random.default_rng(0).standard_normal(shape).astype(dtype)

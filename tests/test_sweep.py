@@ -10,7 +10,7 @@ import fastffn
 from fastffn import NLL, Linear, ReLU, Sequential, SoftMax, Tanh, hard
 from fastffn.testing import TRAINING_TOLERANCE
 
-from .test_compiled import PlainReLU, blobs
+from .test_compiled import PlainReLU, blobs, overflowing
 from .test_training import weights
 
 
@@ -107,6 +107,15 @@ def test_a_diverging_model_stops_alone_and_the_others_go_on(every):
     for c, config in enumerate(result.configs):
         assert_same(result, c, alone(build, X, Y, 500, config, every=every))
     assert np.isnan(result.accuracies[1]) and "stopped at" in result.table()
+
+
+def test_a_gradient_that_overflows_under_finite_outputs_stops_its_model():
+    _, X, Y = overflowing()
+    build = lambda: overflowing()[0]  # noqa: E731  (seeded inside)
+    result = fastffn.sweep(build, X, Y, iters=20, lrate=[0.01, 0.02], every=None)
+    assert None not in result.stopped
+    for c, config in enumerate(result.configs):
+        assert_same(result, c, alone(build, X, Y, 20, config, every=None))
 
 
 def test_models_the_loop_cannot_run_train_one_after_another_with_the_same_results():

@@ -331,7 +331,8 @@ def column_steps(
         width = max(width, shapes[k, 1])
     acts = np.empty((L + 1, width), dtype=params.dtype)  # row k: module k's input
     grad = np.empty((L + 1, width), dtype=params.dtype)  # row k: the gradient by it
-    grads = np.empty(params.size, dtype=params.dtype)
+    grads = np.empty(params.size if hyper is not None else 0, dtype=params.dtype)
+    limit = params.dtype.type(np.finfo(params.dtype).max / 2)  # see column_update
 
     for it in range(indices.shape[0]):
         if every and (first + it) % every == 1 % every:
@@ -350,18 +351,27 @@ def column_steps(
 
         for i in range(YT.shape[1]):  # SoftMax and NLL together, as softmax_nll_backward
             grad[L - 1, i] = acts[L, i] * total - YT[t, i]
+        bound = zero
         for k in range(L - 2, -1, -1):
             op, m, n, base = ops[k], shapes[k, 0], shapes[k, 1], shapes[k, 2]
             if op == LINEAR:
                 W = params[base : base + m * n].reshape((m, n))
-                dW = grads[base : base + m * n].reshape((m, n))
-                for r in range(m):  # dW = a g.T, dW0 = g, and W g for the module before
-                    a = acts[k, r]
+                if hyper is None:  # the notebook's step: dW is not stored (column_update)
+                    sa, sg = zero, zero
+                    for r in range(m):
+                        sa += abs(acts[k, r])
                     for i in range(n):
-                        dW[r, i] = a * grad[k + 1, i]
-                for i in range(n):
-                    grads[base + m * n + i] = grad[k + 1, i]
-                if k > 0:
+                        sg += abs(grad[k + 1, i])
+                    bound += sa * sg + sg
+                else:  # dW = a g.T and dW0 = g, for the optimizer
+                    dW = grads[base : base + m * n].reshape((m, n))
+                    for r in range(m):
+                        a = acts[k, r]
+                        for i in range(n):
+                            dW[r, i] = a * grad[k + 1, i]
+                    for i in range(n):
+                        grads[base + m * n + i] = grad[k + 1, i]
+                if k > 0:  # W g for the module before, with W as the forward pass used it
                     for r in range(m):
                         s = zero
                         for i in range(n):
@@ -377,10 +387,64 @@ def column_steps(
                 for i in range(n):
                     grad[k, i] = acts[k + 1, i] * (one - acts[k + 1, i]) * grad[k + 1, i]
 
-        if not all_finite(grads):
+        if hyper is not None:
+            if not all_finite(grads):
+                return it
+            update(ops, shapes, params, grads, rates[it], rule, slots, hyper)
+        elif bound < limit or column_gradients_finite(ops, shapes, acts, grad):
+            column_update(ops, shapes, params, acts, grad, rates[it])
+        else:
             return it
-        update(ops, shapes, params, grads, rates[it], rule, slots, hyper)
     return indices.shape[0]
+
+
+@jit(fastmath=False)
+def column_gradients_finite(ops, shapes, acts, grad):
+    """Whether every a_r g_i and g_i of every Linear module is finite (``column_steps``'
+    rows), as ``all_finite`` on the gradients would say.
+
+    Without reassoc, which could take (a g) 0 as a (g 0), 0 where a g overflowed.
+    Said explicitly: a function that does not set ``fastmath`` compiles with its
+    caller's flags when Numba compiles it for one (``column_steps``').
+    """
+    zero = acts.dtype.type(0)
+    check = zero
+    for k in range(ops.size - 1):
+        if ops[k] == LINEAR:
+            for r in range(shapes[k, 0]):
+                for i in range(shapes[k, 1]):
+                    check += acts[k, r] * grad[k + 1, i] * zero
+            for i in range(shapes[k, 1]):
+                check += grad[k + 1, i] * zero
+    return check == zero
+
+
+@jit(fastmath=FASTMATH)
+def column_update(ops, shapes, params, acts, grad, rate):
+    """The notebook's step on every Linear module: W -= rate (a g.T), W0 -= rate g, from
+    each module's input a and the gradient g by its output (``column_steps``' rows).
+
+    Fused: each weight takes its gradient as it is made, and no array of gradients
+    is written and read back (at 16-100-100-4, two of a step's five passes over
+    the weights). No weight may change if one gradient is not finite:
+    ``column_steps`` first sums sum|a| sum|g| + sum|g| for each module, a bound
+    on every |a_r g_i| and |g_i| that is NaN or inf where a or g holds one, and
+    only where the bound reaches half the dtype's largest number are the
+    gradients checked one by one (``column_gradients_finite``).
+    """
+    for k in range(ops.size - 1):
+        if ops[k] == LINEAR:
+            # Unsigned offsets into params, not a view of W: a view's reference count
+            # cost a tenth of a 2-10-10-2 step, and a signed index a check in each loop.
+            m, n, base = shapes[k, 0], shapes[k, 1], np.uint64(shapes[k, 2])
+            for r in range(m):
+                a = acts[k, r]
+                w = base + np.uint64(r * n)
+                for i in range(n):
+                    params[w + np.uint64(i)] -= rate * (a * grad[k + 1, i])
+            w = base + np.uint64(m * n)
+            for i in range(n):
+                params[w + np.uint64(i)] -= rate * grad[k + 1, i]
 
 
 @jit(fastmath=FASTMATH)
