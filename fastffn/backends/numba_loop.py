@@ -278,7 +278,7 @@ def column_forward(ops, shapes, params, XT, t, acts):
     """The forward pass of sample t (row t of XT): module k's output into ``acts[k + 1, :n_k]``.
 
     ``ops``, ``shapes`` and ``params`` as for ``sgd_steps``; ``acts`` is L + 1
-    by the widest module (or d); its row 0 receives the sample. Rows are indexed
+    by the widest module (or d); its row 0 receives the sample. Rows and weights are indexed
     in place, not taken as views: a view costs a reference count, which at this
     size is as much as the arithmetic.
     """
@@ -288,15 +288,16 @@ def column_forward(ops, shapes, params, XT, t, acts):
     for k in range(ops.size):
         op, m, n, base = ops[k], shapes[k, 0], shapes[k, 1], shapes[k, 2]
         if op == LINEAR:  # W.T @ a + W0, each row of W in memory order
-            W = params[base : base + m * n].reshape((m, n))
+            base = np.uint64(base)  # see column_update
             for i in range(n):
                 acts[k + 1, i] = zero
             for r in range(m):
-                a = acts[k, r]
+                a, w = acts[k, r], base + np.uint64(r * n)
                 for i in range(n):
-                    acts[k + 1, i] += W[r, i] * a
+                    acts[k + 1, i] += params[w + np.uint64(i)] * a
+            w = base + np.uint64(m * n)
             for i in range(n):
-                acts[k + 1, i] += params[base + m * n + i]
+                acts[k + 1, i] += params[w + np.uint64(i)]
         elif op == TANH:
             for i in range(n):
                 acts[k + 1, i] = simd_tanh(acts[k, i])
@@ -355,7 +356,6 @@ def column_steps(
         for k in range(L - 2, -1, -1):
             op, m, n, base = ops[k], shapes[k, 0], shapes[k, 1], shapes[k, 2]
             if op == LINEAR:
-                W = params[base : base + m * n].reshape((m, n))
                 if hyper is None:  # the notebook's step: dW is not stored (column_update)
                     sa, sg = zero, zero
                     for r in range(m):
@@ -373,9 +373,9 @@ def column_steps(
                         grads[base + m * n + i] = grad[k + 1, i]
                 if k > 0:  # W g for the module before, with W as the forward pass used it
                     for r in range(m):
-                        s = zero
+                        s, w = zero, np.uint64(base) + np.uint64(r * n)  # see column_update
                         for i in range(n):
-                            s += W[r, i] * grad[k + 1, i]
+                            s += params[w + np.uint64(i)] * grad[k + 1, i]
                         grad[k, r] = s
             elif op == TANH:
                 for i in range(n):
