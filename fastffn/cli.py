@@ -134,7 +134,7 @@ class Progress:
 
     def __call__(self, it, loss, accuracy):
         if not self.quiet:
-            print_report(it, accuracy, loss)
+            print_report((it, accuracy, loss))
         self.accuracy = accuracy
         self.line.update(it + 1, f", accuracy {accuracy:.3f}")
 

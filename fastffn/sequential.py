@@ -280,7 +280,7 @@ class Sequential:
 
         """
         if training.is_record(it, every):
-            training.print_report(it, self.accuracy(X, Y), cur_loss)
+            training.print_report((it, self.accuracy(X, Y), cur_loss))
 
 
 def network(widths, seed=0, backend=None, dtype=np.float64, activation=ReLU):

@@ -148,12 +148,12 @@ def _loop(runner, samples, iters, lrate, report, every):
         rate = count / max(time.perf_counter() - start, 1e-6)
         runner.chunk = max(1, min(int(rate * CHUNK_SECONDS), MAX_INDICES // samples.batch_size))
         it += count
-        for record in records:
-            history.append(record)
-            if report is True:
-                if not runner.prints:  # what Sequential.print_accuracy prints
-                    print_report(record[0], record[2], record[1])
-            elif report:
+        history += records
+        if report is True:
+            if not runner.prints:  # what Sequential.print_accuracy prints
+                print_report(*((it, acc, loss) for it, loss, acc in records))
+        elif report:
+            for record in records:
                 report(*record)
     return history
 
@@ -389,8 +389,7 @@ def hits_in_loop(model, X, Y):
     if any(m.W.size >= BLAS_MIN_FLOPS for m in model.linear_layers):
         return None
     ops, shapes, params = pack(model)
-    acts = np.empty((len(ops) + 1, max(X.shape[0], shapes[:, 1].max())), dtype=params.dtype)
-    hits = column_correct(ops, shapes, params, samples_as_rows(X), samples_as_rows(Y), acts)
+    hits = column_correct(ops, shapes, params, samples_as_rows(X), samples_as_rows(Y))
     return hits if hits >= 0 else None
 
 
@@ -440,13 +439,17 @@ def samples_as_rows(X):
     return transposed(X)
 
 
-def print_report(it, acc, loss):
-    """Prints the notebook's report line (what its ``print`` of six items prints).
+def print_report(*lines):
+    """Prints the notebook's report line for each ``(it, acc, loss)`` (what its
+    ``print`` of six items prints).
 
-    One write of one formatted string: half the time of ``print``'s six items.
+    One write of the lines' formatted text and one flush: 1.3 us a line, where
+    ``print``'s six items took 5 us and a flush a line 1.9 us.
     """
     out = sys.stdout
-    out.write(f"Iteration = {it} \tAcc = {acc} \tLoss = {loss}\n")
+    out.write(
+        "".join(f"Iteration = {it} \tAcc = {acc} \tLoss = {loss}\n" for it, acc, loss in lines)
+    )
     out.flush()
 
 

@@ -337,7 +337,7 @@ def column_steps(
 
     for it in range(indices.shape[0]):
         if every and (first + it) % every == 1 % every:
-            hits[it] = column_correct(ops, shapes, params, XT, YT, acts)
+            hits[it] = column_correct(ops, shapes, params, XT, YT)
             if hits[it] < 0:
                 return it
         t = indices[it, 0]
@@ -448,20 +448,77 @@ def column_update(ops, shapes, params, acts, grad, rate):
 
 
 @jit(fastmath=FASTMATH)
-def column_correct(ops, shapes, params, XT, YT, acts):
-    """``correct`` one sample at a time, in ``acts`` (see ``column_forward``)."""
-    hits, L = 0, ops.size
-    for t in range(XT.shape[0]):
-        column_forward(ops, shapes, params, XT, t, acts)
-        best, label = 0, 0
-        for i in range(YT.shape[1]):
-            if not np.isfinite(acts[L, i]):
-                return -1
-            if acts[L, i] > acts[L, best]:
-                best = i
-            if YT[t, i] > YT[t, label]:
-                label = i
-        hits += best == label
+def column_correct(ops, shapes, params, XT, YT, block=32):
+    """``correct`` with ``column_forward``'s arithmetic, ``block`` samples at a time.
+
+    Each sample's numbers are computed as ``column_forward`` computes them, in
+    the same order; the loops run across the block's samples, which lie
+    together in memory (``A[at + i, j]``: number i of sample j's input to module
+    k, ``at = k * width``), so SIMD lanes take several samples at once (a record
+    of the notebook's job: 4.7 us one sample at a time, 2.9 us so).
+    """
+    L, N, d = ops.size, XT.shape[0], XT.shape[1]
+    zero, one = params.dtype.type(0), params.dtype.type(1)
+    width = d
+    for k in range(L):
+        width = max(width, shapes[k, 1])
+    A = np.empty(((L + 1) * width, block), dtype=params.dtype)
+    hits = 0
+    for start in range(0, N, block):
+        b = min(block, N - start)
+        for i in range(d):
+            for j in range(b):
+                A[i, j] = XT[start + j, i]
+        for k in range(L):
+            op, m, n, base = ops[k], shapes[k, 0], shapes[k, 1], np.uint64(shapes[k, 2])
+            x, z = np.uint64(k * width), np.uint64((k + 1) * width)  # unsigned: see column_update
+            if op == LINEAR:
+                for i in range(n):
+                    for j in range(b):
+                        A[z + np.uint64(i), j] = zero
+                for r in range(m):
+                    w = base + np.uint64(r * n)
+                    for i in range(n):
+                        weight = params[w + np.uint64(i)]
+                        for j in range(b):
+                            A[z + np.uint64(i), j] += weight * A[x + np.uint64(r), j]
+                w = base + np.uint64(m * n)
+                for i in range(n):
+                    bias = params[w + np.uint64(i)]
+                    for j in range(b):
+                        A[z + np.uint64(i), j] += bias
+            elif op == SOFTMAX:
+                for j in range(b):
+                    zmax = A[x, j]
+                    for i in range(1, n):
+                        zmax = max(zmax, A[x + np.uint64(i), j])
+                    total = zero
+                    for i in range(n):
+                        A[z + np.uint64(i), j] = np.exp(A[x + np.uint64(i), j] - zmax)
+                        total += A[z + np.uint64(i), j]
+                    for i in range(n):
+                        A[z + np.uint64(i), j] /= total
+            else:
+                for i in range(n):
+                    for j in range(b):
+                        a = A[x + np.uint64(i), j]
+                        if op == TANH:
+                            A[z + np.uint64(i), j] = simd_tanh(a)
+                        elif op == RELU:
+                            A[z + np.uint64(i), j] = max(zero, a)
+                        else:
+                            A[z + np.uint64(i), j] = one / (one + np.exp(-a))
+        out = np.uint64(L * width)
+        for j in range(b):
+            best, label = 0, 0
+            for i in range(YT.shape[1]):
+                if not np.isfinite(A[out + np.uint64(i), j]):
+                    return -1
+                if A[out + np.uint64(i), j] > A[out + np.uint64(best), j]:
+                    best = i
+                if YT[start + j, i] > YT[start + j, label]:
+                    label = i
+            hits += best == label
     return hits
 
 
