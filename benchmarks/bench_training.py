@@ -20,6 +20,19 @@ class NotebookJob:
         self.run()
 
 
+class Reports:
+    """W1 on numba with the notebook's report lines every 250 steps (to os.devnull), or none."""
+
+    params = (["on", "off"],)
+    param_names = ("reports",)
+
+    def setup(self, reports):
+        self.run = workloads.notebook_job_reports(reports == "on")
+
+    def time_sgd(self, reports):
+        self.run()
+
+
 class WidthTable:
     """16-w-w-4 ReLU networks, 2,000 steps at batch 1 and 32, numba and (with the compare
     extra) JAX's jit(fori_loop) of the same steps."""

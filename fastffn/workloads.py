@@ -7,8 +7,10 @@ arguments that does the timed work once and returns its result. Preparation
 includes a first call, so that compilation never lands in a timed round.
 """
 
+import contextlib
 import copy
 import functools
+import os
 
 import numpy as np
 
@@ -35,16 +37,19 @@ network((2, 10, 10, 2)).sgd(X, Y, 10000, report=False, every=None)
 """
 
 
-def _trainer(widths, X, Y, path, dtype, iters, **sgd):
-    """``run()`` for training a fresh ``network(widths)`` on X, Y along ``path``."""
+def _trainer(widths, X, Y, path, dtype, iters, report=False, every=None, **sgd):
+    """``run()`` for training a fresh ``network(widths)`` on X, Y along ``path`` (report
+    lines, where ``report`` is True, printed to ``os.devnull``)."""
     backend = "numpy" if path == "numpy" else "numba"
     # Drawn once: a run times the sgd call, as JAX's times its loop from given weights.
     start = network(widths, backend=backend, dtype=dtype)
+    compiled = path != "numba-layers"
 
     def train(iters):
         model = copy.deepcopy(start)
         np.random.seed(1)
-        model.sgd(X, Y, iters, report=False, every=None, compiled=path != "numba-layers", **sgd)
+        with _printed_to_devnull() if report else contextlib.nullcontext():
+            model.sgd(X, Y, iters, report=report, every=every, compiled=compiled, **sgd)
         return model
 
     train(2)  # compiles, where there is anything to compile
@@ -65,6 +70,20 @@ def notebook_job(path, iters=NOTEBOOK_ITERS, dtype=np.float64):
     """
     X, Y = hard()
     return _trainer((2, 10, 10, 2), X, Y, path, dtype, iters, lrate=0.005)
+
+
+@contextlib.contextmanager
+def _printed_to_devnull():
+    with open(os.devnull, "w") as out, contextlib.redirect_stdout(out):
+        yield
+
+
+def notebook_job_reports(report, iters=NOTEBOOK_ITERS):
+    """W1 on the numba backend with the notebook's report lines every 250 steps
+    (printed to ``os.devnull``), or with no records at all (``report=False``)."""
+    X, Y = hard()
+    every = 250 if report else None
+    return _trainer((2, 10, 10, 2), X, Y, "numba", np.float64, iters, report, every, lrate=0.005)
 
 
 def _jax():

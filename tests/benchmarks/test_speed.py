@@ -57,6 +57,14 @@ def test_notebook_job(benchmark, path):
     assert np.isfinite(model.modules[0].W).all()
 
 
+@pytest.mark.parametrize("reports", ["on", "off"])
+def test_notebook_job_reports(benchmark, reports):
+    """W1 with the notebook's report lines every 250 steps against none: "numba" is on."""
+    run = workloads.notebook_job_reports(reports == "on")
+    backend = "numba" if reports == "on" else "reports off"
+    measure(benchmark, run, "W1 with report lines every 250 (numba: on)", backend)
+
+
 def test_notebook_job_verbatim(benchmark):
     """The notebook's own code (tests/notebook.py), same seeds: what users came from."""
     X, Y = hard()
