@@ -332,9 +332,11 @@ class CompiledRunner:
     chunk = 1  # steps a call (``_loop``)
 
     def __init__(self, model, X, Y, optimizer):
-        from .backends import numba_loop  # numba is imported only where a model compiles
+        # numba is imported only where a model compiles
+        from .backends import numba_column, numba_loop
 
-        self.loop, self.optimizer = numba_loop, optimizer
+        self.column_steps, self.sgd_steps = numba_column.column_steps, numba_loop.sgd_steps
+        self.optimizer = optimizer
         self.scale, self.losses = 1.0, []  # set by Trainer.run
         self.ops, self.shapes, self.params = pack(model)
         attach(model, self.shapes, self.params)
@@ -356,7 +358,7 @@ class CompiledRunner:
         if not optimizer.plain:
             rule = (optimizer.code, optimizer.slots, optimizer.hyper(dtype, self.scale))
         arguments = (*model, indices, rates, np.finfo(dtype).tiny, *rule)
-        loop = self.loop.column_steps if samples.batch_size == 1 else self.loop.sgd_steps
+        loop = self.column_steps if samples.batch_size == 1 else self.sgd_steps
         done = loop(*arguments, losses, it, every, hits)
         optimizer.t += done
         self.losses.append(losses[:done])
@@ -384,7 +386,7 @@ def hits_in_loop(model, X, Y):
     if not compilable(model):
         return None
     from .backends.numba import BLAS_MIN_FLOPS
-    from .backends.numba_loop import column_correct
+    from .backends.numba_column import column_correct
 
     if any(m.W.size >= BLAS_MIN_FLOPS for m in model.linear_layers):
         return None

@@ -1,0 +1,265 @@
+"""The compiled loop for batches of one sample, the notebook's SGD: ``column_steps``.
+
+A step of a small network is a few hundred multiply-adds: what the general loop
+(``numba_loop.sgd_steps``) spends on views, buffers and calls costs more. Here
+each module's output is one row of a work array and each weight is read in
+place in params. The dot products may be summed in any order (reassoc) and
+fused (contract), which lets them use SIMD lanes; whole runs still agree with
+the reference to 1e-10 (tests/test_compiled.py). ``fastffn.training`` calls it
+for ``batch_size=1`` with the arguments of ``sgd_steps``.
+"""
+
+import numpy as np
+
+from ._numba_cache import jit
+from .numba import FASTMATH, simd_tanh
+from .numba_loop import LINEAR, RELU, SIGMOID, SOFTMAX, TANH, all_finite, update
+
+
+@jit(fastmath=FASTMATH)
+def column_forward(ops, shapes, params, XT, t, acts):
+    """The forward pass of sample t (row t of XT): module k's output into ``acts[k + 1, :n_k]``.
+
+    ``ops``, ``shapes`` and ``params`` as for ``sgd_steps``; ``acts`` is L + 1
+    by the widest module (or d); its row 0 receives the sample. Rows and weights are indexed
+    in place, not taken as views: a view costs a reference count, which at this
+    size is as much as the arithmetic.
+    """
+    zero, one = params.dtype.type(0), params.dtype.type(1)
+    for i in range(XT.shape[1]):
+        acts[0, i] = XT[t, i]
+    for k in range(ops.size):
+        op, m, n, base = ops[k], shapes[k, 0], shapes[k, 1], shapes[k, 2]
+        if op == LINEAR:  # W.T @ a + W0, each row of W in memory order
+            base = np.uint64(base)  # see column_update
+            for i in range(n):
+                acts[k + 1, i] = zero
+            for r in range(m):
+                a, w = acts[k, r], base + np.uint64(r * n)
+                for i in range(n):
+                    acts[k + 1, i] += params[w + np.uint64(i)] * a
+            w = base + np.uint64(m * n)
+            for i in range(n):
+                acts[k + 1, i] += params[w + np.uint64(i)]
+        elif op == TANH:
+            for i in range(n):
+                acts[k + 1, i] = simd_tanh(acts[k, i])
+        elif op == RELU:
+            for i in range(n):
+                acts[k + 1, i] = max(zero, acts[k, i])
+        elif op == SIGMOID:
+            for i in range(n):
+                acts[k + 1, i] = one / (one + np.exp(-acts[k, i]))
+        else:
+            zmax = acts[k, 0]
+            for i in range(1, n):
+                zmax = max(zmax, acts[k, i])
+            total = zero
+            for i in range(n):
+                acts[k + 1, i] = np.exp(acts[k, i] - zmax)
+                total += acts[k + 1, i]
+            for i in range(n):
+                acts[k + 1, i] /= total
+
+
+@jit(fastmath=FASTMATH)
+def column_steps(
+    ops, shapes, params, XT, YT, indices, rates, tiny, rule, slots, hyper,
+    losses, first, every, hits,
+):  # fmt: skip
+    """``sgd_steps`` for batches of one sample (indices iters by 1), one column at a time."""
+    L = ops.size
+    zero, one = params.dtype.type(0), params.dtype.type(1)
+    width = XT.shape[1]
+    for k in range(L):  # a loop, not shapes[:, 1].max(): that compiles for a second
+        width = max(width, shapes[k, 1])
+    acts = np.empty((L + 1, width), dtype=params.dtype)  # row k: module k's input
+    grad = np.empty((L + 1, width), dtype=params.dtype)  # row k: the gradient by it
+    grads = np.empty(params.size if hyper is not None else 0, dtype=params.dtype)
+    limit = params.dtype.type(np.finfo(params.dtype).max / 2)  # see column_update
+
+    for it in range(indices.shape[0]):
+        if every and (first + it) % every == 1 % every:
+            hits[it] = column_correct(ops, shapes, params, XT, YT)
+            if hits[it] < 0:
+                return it
+        t = indices[it, 0]
+        column_forward(ops, shapes, params, XT, t, acts)
+        loss, total = zero, zero
+        for i in range(YT.shape[1]):
+            loss -= YT[t, i] * np.log(max(acts[L, i], tiny))
+            total += YT[t, i]
+        losses[it] = loss
+        if not np.isfinite(loss):
+            return it
+
+        for i in range(YT.shape[1]):  # SoftMax and NLL together, as softmax_nll_backward
+            grad[L - 1, i] = acts[L, i] * total - YT[t, i]
+        bound = zero
+        for k in range(L - 2, -1, -1):
+            op, m, n, base = ops[k], shapes[k, 0], shapes[k, 1], shapes[k, 2]
+            if op == LINEAR:
+                if hyper is None:  # the notebook's step: dW is not stored (column_update)
+                    sa, sg = zero, zero
+                    for r in range(m):
+                        sa += abs(acts[k, r])
+                    for i in range(n):
+                        sg += abs(grad[k + 1, i])
+                    bound += sa * sg + sg
+                else:  # dW = a g.T and dW0 = g, for the optimizer
+                    dW = grads[base : base + m * n].reshape((m, n))
+                    for r in range(m):
+                        a = acts[k, r]
+                        for i in range(n):
+                            dW[r, i] = a * grad[k + 1, i]
+                    for i in range(n):
+                        grads[base + m * n + i] = grad[k + 1, i]
+                if k > 0:  # W g for the module before, with W as the forward pass used it
+                    for r in range(m):
+                        s, w = zero, np.uint64(base) + np.uint64(r * n)  # see column_update
+                        for i in range(n):
+                            s += params[w + np.uint64(i)] * grad[k + 1, i]
+                        grad[k, r] = s
+            elif op == TANH:
+                for i in range(n):
+                    grad[k, i] = (one - acts[k + 1, i] ** 2) * grad[k + 1, i]
+            elif op == RELU:
+                for i in range(n):
+                    grad[k, i] = grad[k + 1, i] * (acts[k + 1, i] != 0)
+            else:
+                for i in range(n):
+                    grad[k, i] = acts[k + 1, i] * (one - acts[k + 1, i]) * grad[k + 1, i]
+
+        if hyper is not None:
+            if not all_finite(grads):
+                return it
+            update(ops, shapes, params, grads, rates[it], rule, slots, hyper)
+        elif bound < limit or column_gradients_finite(ops, shapes, acts, grad):
+            column_update(ops, shapes, params, acts, grad, rates[it])
+        else:
+            return it
+    return indices.shape[0]
+
+
+@jit(fastmath=False)
+def column_gradients_finite(ops, shapes, acts, grad):
+    """Whether every a_r g_i and g_i of every Linear module is finite (``column_steps``'
+    rows), as ``all_finite`` on the gradients would say.
+
+    Without reassoc, which could take (a g) 0 as a (g 0), 0 where a g overflowed.
+    Said explicitly: a function that does not set ``fastmath`` compiles with its
+    caller's flags when Numba compiles it for one (``column_steps``').
+    """
+    zero = acts.dtype.type(0)
+    check = zero
+    for k in range(ops.size - 1):
+        if ops[k] == LINEAR:
+            for r in range(shapes[k, 0]):
+                for i in range(shapes[k, 1]):
+                    check += acts[k, r] * grad[k + 1, i] * zero
+            for i in range(shapes[k, 1]):
+                check += grad[k + 1, i] * zero
+    return check == zero
+
+
+@jit(fastmath=FASTMATH)
+def column_update(ops, shapes, params, acts, grad, rate):
+    """The notebook's step on every Linear module: W -= rate (a g.T), W0 -= rate g, from
+    each module's input a and the gradient g by its output (``column_steps``' rows).
+
+    Fused: each weight takes its gradient as it is made, and no array of gradients
+    is written and read back (at 16-100-100-4, two of a step's five passes over
+    the weights). No weight may change if one gradient is not finite:
+    ``column_steps`` first sums sum|a| sum|g| + sum|g| for each module, a bound
+    on every |a_r g_i| and |g_i| that is NaN or inf where a or g holds one, and
+    only where the bound reaches half the dtype's largest number are the
+    gradients checked one by one (``column_gradients_finite``).
+    """
+    for k in range(ops.size - 1):
+        if ops[k] == LINEAR:
+            # Unsigned offsets into params, not a view of W: a view's reference count
+            # cost a tenth of a 2-10-10-2 step, and a signed index a check in each loop.
+            m, n, base = shapes[k, 0], shapes[k, 1], np.uint64(shapes[k, 2])
+            for r in range(m):
+                a = acts[k, r]
+                w = base + np.uint64(r * n)
+                for i in range(n):
+                    params[w + np.uint64(i)] -= rate * (a * grad[k + 1, i])
+            w = base + np.uint64(m * n)
+            for i in range(n):
+                params[w + np.uint64(i)] -= rate * grad[k + 1, i]
+
+
+@jit(fastmath=FASTMATH)
+def column_correct(ops, shapes, params, XT, YT, block=32):
+    """``correct`` with ``column_forward``'s arithmetic, ``block`` samples at a time.
+
+    Each sample's numbers are computed as ``column_forward`` computes them, in
+    the same order; the loops run across the block's samples, which lie
+    together in memory (``A[at + i, j]``: number i of sample j's input to module
+    k, ``at = k * width``), so SIMD lanes take several samples at once (a record
+    of the notebook's job: 4.7 us one sample at a time, 2.9 us so).
+    """
+    L, N, d = ops.size, XT.shape[0], XT.shape[1]
+    zero, one = params.dtype.type(0), params.dtype.type(1)
+    width = d
+    for k in range(L):
+        width = max(width, shapes[k, 1])
+    A = np.empty(((L + 1) * width, block), dtype=params.dtype)
+    hits = 0
+    for start in range(0, N, block):
+        b = min(block, N - start)
+        for i in range(d):
+            for j in range(b):
+                A[i, j] = XT[start + j, i]
+        for k in range(L):
+            op, m, n, base = ops[k], shapes[k, 0], shapes[k, 1], np.uint64(shapes[k, 2])
+            x, z = np.uint64(k * width), np.uint64((k + 1) * width)  # unsigned: see column_update
+            if op == LINEAR:
+                for i in range(n):
+                    for j in range(b):
+                        A[z + np.uint64(i), j] = zero
+                for r in range(m):
+                    w = base + np.uint64(r * n)
+                    for i in range(n):
+                        weight = params[w + np.uint64(i)]
+                        for j in range(b):
+                            A[z + np.uint64(i), j] += weight * A[x + np.uint64(r), j]
+                w = base + np.uint64(m * n)
+                for i in range(n):
+                    bias = params[w + np.uint64(i)]
+                    for j in range(b):
+                        A[z + np.uint64(i), j] += bias
+            elif op == SOFTMAX:
+                for j in range(b):
+                    zmax = A[x, j]
+                    for i in range(1, n):
+                        zmax = max(zmax, A[x + np.uint64(i), j])
+                    total = zero
+                    for i in range(n):
+                        A[z + np.uint64(i), j] = np.exp(A[x + np.uint64(i), j] - zmax)
+                        total += A[z + np.uint64(i), j]
+                    for i in range(n):
+                        A[z + np.uint64(i), j] /= total
+            else:
+                for i in range(n):
+                    for j in range(b):
+                        a = A[x + np.uint64(i), j]
+                        if op == TANH:
+                            A[z + np.uint64(i), j] = simd_tanh(a)
+                        elif op == RELU:
+                            A[z + np.uint64(i), j] = max(zero, a)
+                        else:
+                            A[z + np.uint64(i), j] = one / (one + np.exp(-a))
+        out = np.uint64(L * width)
+        for j in range(b):
+            best, label = 0, 0
+            for i in range(YT.shape[1]):
+                if not np.isfinite(A[out + np.uint64(i), j]):
+                    return -1
+                if A[out + np.uint64(i), j] > A[out + np.uint64(best), j]:
+                    best = i
+                if YT[start + j, i] > YT[start + j, label]:
+                    label = i
+            hits += best == label
+    return hits
