@@ -163,15 +163,17 @@ def _draw(X, iters, config, drawn):
     from the same state as an earlier one (a grid of one seed), the same columns
     come again without drawing them (16 draws of 10,000: 3 ms).
     """
+    size = (iters, config["batch_size"])
     before = _stream_state()
+    if before is None:  # the state cannot be read: nothing is reused
+        return np.random.randint(X.shape[1], size=size, dtype=np.int64)
     key = before, config["batch_size"]
-    if before is None or key not in drawn:
-        columns = np.random.randint(X.shape[1], size=(iters, config["batch_size"]), dtype=np.int64)
-        if before is None:
-            return columns
+    if key not in drawn:
+        columns = np.random.randint(X.shape[1], size=size, dtype=np.int64)
         drawn[key] = columns, _stream_state()
+        return columns
     columns, after = drawn[key]
-    _stream_state(after)
+    _set_stream_state(after)
     return columns
 
 
@@ -179,20 +181,19 @@ def _draw(X, iters, config, drawn):
 _MT19937_BYTES = 624 * 4 + 4
 
 
-def _stream_state(new=None):
+def _stream_state():
     """The bytes of the global generator's MT19937 state (what ``randint`` draws from;
-    ``get_state`` adds the cached Gaussian), or sets them to ``new``.
+    ``get_state`` adds the cached Gaussian), read in place: 1 us, where ``get_state``
+    takes 60-80 us. None where they do not read as ``get_state`` says."""
+    if not _layout_is_numpys():
+        return None
+    return ctypes.string_at(np.random.get_bit_generator().ctypes.state_address, _MT19937_BYTES)
 
-    Read and written in place: 1 us each way, where ``get_state`` and ``set_state``
-    take 60-80 us. None where the bytes do not read as ``get_state`` says: then
-    nothing is reused.
-    """
-    address = np.random.get_bit_generator().ctypes.state_address
-    if new is not None:
-        ctypes.memmove(address, new, _MT19937_BYTES)
-    elif _layout_is_numpys():
-        return ctypes.string_at(address, _MT19937_BYTES)
-    return None
+
+def _set_stream_state(state):
+    """Writes bytes ``_stream_state`` read back into the global generator (``randint``'s
+    part of ``set_state``, which takes 60-80 us)."""
+    ctypes.memmove(np.random.get_bit_generator().ctypes.state_address, state, _MT19937_BYTES)
 
 
 @functools.cache

@@ -150,8 +150,8 @@ def _loop(runner, samples, iters, lrate, report, every):
         it += count
         history += records
         if report is True:
-            if not runner.prints:  # what Sequential.print_accuracy prints
-                print_report(*((it, acc, loss) for it, loss, acc in records))
+            if records and not runner.prints:  # what Sequential.print_accuracy prints
+                print_report(*((i, acc, loss) for i, loss, acc in records))
         elif report:
             for record in records:
                 report(*record)
