@@ -346,7 +346,7 @@ def _outputs(params, records):
 def _train_here(ops, shapes, params, XT, YT, indices, lrates, every, records, progress, threads):
     """Every group's steps on ``threads`` threads (a group a thread at a time), in chunks
     of about ``training.CHUNK_SECONDS`` (progress between them, Ctrl-C lands there);
-    then the final accuracies."""
+    then the final accuracies, a group a thread too."""
     from .backends import numba_sweep
 
     rec_losses, rec_hits, stopped = _outputs(params, records)
@@ -372,8 +372,7 @@ def _train_here(ops, shapes, params, XT, YT, indices, lrates, every, records, pr
             chunk = _CHUNKS[loop, G] = max(1, int(rate * training.CHUNK_SECONDS))
             it += count
             progress(count)
-    for g in range(G):  # microseconds each
-        loop.group_correct(params[g], XT, YT, hits[g])
+        list(pool.map(lambda g: loop.group_correct(params[g], XT, YT, hits[g]), range(G)))
     return params, rec_losses, rec_hits, stopped, hits
 
 

@@ -29,6 +29,12 @@ def row(V, r):
 
 
 @jit
+def items(v):
+    """The LANES numbers of vector v as a tuple."""
+    return v[0], v[1], v[2], v[3], v[4], v[5], v[6], v[7]
+
+
+@jit
 def put(V, r, t):
     """Stores the LANES numbers of t in ``V[r]``."""
     r = np.uint64(r)

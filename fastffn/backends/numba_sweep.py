@@ -12,7 +12,10 @@ every module's widths and offsets are numbers in its source, so LLVM unrolls
 the small loops and folds every row's address into the instructions (a W5 step
 of 8 models: 1.19-1.22 us with the widths read at run time, 0.80-0.83 us with
 them in the source, the same weights, same process; 0.63-0.66 us with the
-updates in place and the exp in SIMD lanes).
+updates in place and the exp in SIMD lanes). The accuracies (``correct``) take
+``POINTS`` training points at a time, each weight loaded once for all of them:
+the final accuracies of the Dask run's 64-64-64-10 groups on 10,000 points
+took 150 ms a group, and 60-90 so.
 The source is generated once, saved in the cache directory beside Numba's
 compiled code, and compiled there like any other module: a later process loads
 the machine code from Numba's cache.
@@ -56,6 +59,9 @@ DERIVATIVES = {
     RELU: "where_nonzero(out, g)",
     SIGMOID: "mul(mul(out, sub(one, out)), g)",  # out (1 - out) g
 }
+
+#: Training points whose outputs ``correct`` computes together (``_forward``).
+POINTS = 4
 
 _KERNELS, _LOCK = {}, threading.Lock()
 
@@ -116,35 +122,6 @@ def source(ops, shapes, b):
         """The first row of module k's input for sample j (a name or a number) in a buffer."""
         return f"({(k * b) * width} + {j} * {width})" if isinstance(j, str) else (k * b + j) * width
 
-    forward = []
-    for k, (op, (m, n, base)) in enumerate(zip(ops, shapes, strict=True)):
-        a, z = at(k, "j"), at(k + 1, "j")
-        if op == LINEAR:  # W.T @ a + W0, as the one-model loop sums it
-            bias = f"row(params, {base + m * n} + i)"
-            body = _matvec("params", base, 1, n, a, z, n, m) + (
-                f"for i in range({n}):\n    put(acts, {z} + i, add(row(acts, {z} + i), {bias}))\n"
-            )
-        elif op in ACTIVATIONS:
-            body = (
-                f"for i in range({n}):\n"
-                f"    x = row(acts, {a} + i)\n"
-                f"    put(acts, {z} + i, {ACTIVATIONS[op]})\n"
-            )
-        else:  # softmax, shifted by each model's maximum
-            assert op == SOFTMAX
-            body = (
-                f"top = row(acts, {a})\n"
-                f"for i in range(1, {n}):\n"
-                f"    top = maximum(top, row(acts, {a} + i))\n"
-                f"total = zero\n"
-                f"for i in range({n}):\n"
-                f"    put(acts, {z} + i, exp(sub(row(acts, {a} + i), top)))\n"
-                f"    total = add(total, row(acts, {z} + i))  # as stored: in the model's dtype\n"
-                f"for i in range({n}):\n"
-                f"    put(acts, {z} + i, div(row(acts, {z} + i), total))\n"
-            )
-        forward.append(f"for j in range(cols):  # module {k}\n" + textwrap.indent(body, "    "))
-
     backward, checks, updates = [], [], []
     for k in range(L - 2, -1, -1):
         op, (m, n, base) = ops[k], shapes[k]
@@ -199,11 +176,73 @@ def source(ops, shapes, b):
 
     return _TEMPLATE.format(
         L=L, b=b, width=width, d=d, classes=shapes[-1][1], out=at(L, "j"), last=at(L - 1, "j"),
-        forward=textwrap.indent("".join(forward), "    "),
+        points=POINTS, points_out=f"{L * POINTS * width} + j * {width}",
+        forward=textwrap.indent(_forward(ops, shapes, b, width), "    "),
+        forward_points=textwrap.indent(_forward(ops, shapes, POINTS, width, points=True), "    "),
         backward=textwrap.indent("".join(backward), "        "),
         checks=textwrap.indent("".join(checks), "            "),
         updates=textwrap.indent("".join(updates), "        "),
     )  # fmt: skip
+
+
+def _forward(ops, shapes, samples, width, points=False):
+    """Source of the forward pass of ``samples`` samples, every model (module k's input
+    for sample j in the rows from ``(k samples + j) width`` of ``acts``).
+
+    Each sample's products as ``_matvec`` sums them; with ``points`` (``samples`` is
+    ``POINTS``) the samples' sums run side by side, each weight's row loaded once
+    for all of them: a wide network's weights do not stay in L1, and loading them
+    for each sample made ``correct`` bound by reading them from L2.
+    """
+
+    def at(k, j):
+        if isinstance(j, str):
+            return f"{k * samples * width} + {j} * {width}"
+        return (k * samples + j) * width
+
+    text = []
+    for k, (op, (m, n, base)) in enumerate(zip(ops, shapes, strict=True)):
+        a, z = at(k, "j"), at(k + 1, "j")
+        bias = f"row(params, {base + m * n} + i)"
+        if op == LINEAR and points:  # sum_c W[c, o] a_c from 0, c ascending, then + W0[o]
+            sums = " = ".join(f"s{j}" for j in range(samples))
+            steps = "".join(
+                f"        s{j} = fma(v, row(acts, {at(k, j)} + c), s{j})\n" for j in range(samples)
+            )
+            stores = "".join(
+                f"    put(acts, {at(k + 1, j)} + i, add(s{j}, {bias}))\n" for j in range(samples)
+            )
+            text.append(
+                f"for i in range({n}):  # module {k}\n    {sums} = zero\n"
+                f"    for c in range({m}):\n        v = row(params, {base} + c * {n} + i)\n"
+                f"{steps}{stores}"
+            )
+            continue
+        if op == LINEAR:  # W.T @ a + W0, as the one-model loop sums it
+            body = _matvec("params", base, 1, n, a, z, n, m) + (
+                f"for i in range({n}):\n    put(acts, {z} + i, add(row(acts, {z} + i), {bias}))\n"
+            )
+        elif op in ACTIVATIONS:
+            body = (
+                f"for i in range({n}):\n"
+                f"    x = row(acts, {a} + i)\n"
+                f"    put(acts, {z} + i, {ACTIVATIONS[op]})\n"
+            )
+        else:  # softmax, shifted by each model's maximum
+            assert op == SOFTMAX
+            body = (
+                f"top = row(acts, {a})\n"
+                f"for i in range(1, {n}):\n"
+                f"    top = maximum(top, row(acts, {a} + i))\n"
+                f"total = zero\n"
+                f"for i in range({n}):\n"
+                f"    put(acts, {z} + i, exp(sub(row(acts, {a} + i), top)))\n"
+                f"    total = add(total, row(acts, {z} + i))  # as stored: in the model's dtype\n"
+                f"for i in range({n}):\n"
+                f"    put(acts, {z} + i, div(row(acts, {z} + i), total))\n"
+            )
+        text.append(f"for j in range({samples}):  # module {k}\n" + textwrap.indent(body, "    "))
+    return "".join(text)
 
 
 def _matvec(V, first, so, sc, x0, y0, nout, nin, X="acts", Y="acts"):
@@ -243,33 +282,41 @@ _TEMPLATE = '''\
 import numpy as np
 
 from fastffn.backends._lanes import (
-    LANES, absolute, add, below, div, exp, fma, gather, lanes, maximum, mul, put, row, sub, tanh,
-    where_nonzero,
+    LANES, absolute, add, below, div, exp, fma, gather, items, lanes, maximum, mul, put, row, sub,
+    tanh, where_nonzero,
 )
 from fastffn.backends._numba_cache import jit
 from fastffn.backends.numba import FASTMATH
 
 
 @jit(fastmath=FASTMATH)
-def forward(params, acts, cols):
-    """The forward pass of the first ``cols`` samples of ``acts``, every model."""
+def forward(params, acts):
+    """The forward pass of a batch's {b} samples, every model."""
     zero, one = lanes(params.dtype.type(0)), lanes(params.dtype.type(1))
 {forward}
 
 @jit(fastmath=FASTMATH)
-def correct(params, XT, YT, acts, hits):
+def forward_points(params, acts):
+    """The forward pass of {points} points, every model: ``forward``'s numbers."""
+    zero, one = lanes(params.dtype.type(0)), lanes(params.dtype.type(1))
+{forward_points}
+
+@jit(fastmath=FASTMATH)
+def correct(params, XT, YT, hits):
     """Into hits (M,): how many training points each model classifies right (the
-    first maximum wins), -1 if one of its outputs was not finite; {b} at a time."""
+    first maximum wins), -1 if one of its outputs was not finite; {points} at a time."""
     hits[:] = 0
     finite = np.ones(LANES, dtype=np.bool_)
-    for start in range(0, XT.shape[0], {b}):
-        cols = min({b}, XT.shape[0] - start)
+    # Zeros: the points past the last when fewer are left are computed, not counted.
+    acts = np.zeros((({L} + 1) * {points} * {width}, LANES), dtype=params.dtype)
+    for start in range(0, XT.shape[0], {points}):
+        cols = min({points}, XT.shape[0] - start)
         for j in range(cols):
             for i in range({d}):
                 put(acts, j * {width} + i, lanes(XT[start + j, i]))
-        forward(params, acts, cols)
+        forward_points(params, acts)
         for j in range(cols):
-            t, out = start + j, {out}
+            t, out = start + j, {points_out}
             label = 0
             for i in range({classes}):
                 if YT[t, i] > YT[t, label]:
@@ -319,7 +366,7 @@ def group_steps(params, XT, YT, indices, lrates, tiny, first, every, rec_losses,
         it = first + s
         record = every > 0 and it % every == 1 % every
         if record:
-            correct(params, XT, YT, acts, hits)
+            correct(params, XT, YT, hits)
             for q in range(LANES):
                 if hits[q] < 0 and stopped[q] < 0:
                     stopped[q] = it
@@ -331,7 +378,7 @@ def group_steps(params, XT, YT, indices, lrates, tiny, first, every, rec_losses,
             t = row(indices[s], j)
             for i in range({d}):
                 put(acts, j * {width} + i, gather(XT, t, i))
-        forward(params, acts, {b})
+        forward(params, acts)
 
         if record:  # NLL, one model at a time (a scalar log)
             for q in range(LANES):
@@ -373,11 +420,15 @@ def group_steps(params, XT, YT, indices, lrates, tiny, first, every, rec_losses,
 @jit
 def step_sizes(lrates, stopped):
     """Each model's step size, 0 once stopped."""
-    return row(np.where(stopped < 0, lrates, lrates.dtype.type(0)).reshape((1, LANES)), 0)
+    rates = lrates.copy()  # a loop, not np.where(...).reshape(...): 3 s less to compile
+    for q in range(LANES):
+        if stopped[q] >= 0:
+            rates[q] = 0
+    return items(rates)
 
 
 @jit(nogil=True, slp_vectorize=True)
 def group_correct(params, XT, YT, hits):
     """Into hits (M,): correct for one group (params P by M)."""
-    correct(params, XT, YT, np.empty((({L} + 1) * {b} * {width}, LANES), dtype=XT.dtype), hits)
+    correct(params, XT, YT, hits)
 '''
