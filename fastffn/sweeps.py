@@ -18,7 +18,7 @@ import os
 import sys
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, wait
 
 import numpy as np
 
@@ -362,18 +362,58 @@ def _train_here(ops, shapes, params, XT, YT, indices, lrates, every, records, pr
             rec_losses[g], rec_hits[g], stopped[g],
         )  # fmt: skip
 
-    with ThreadPoolExecutor(max(1, min(G, threads))) as pool:
-        it, chunk = 0, _CHUNKS.get((loop, G), 1)  # as the last sweep of its kind measured it
-        while it < iters:
-            count = min(chunk, iters - it)
-            start = time.perf_counter()
-            list(pool.map(steps, range(G), [it] * G, [count] * G))  # raises a thread's error
-            rate = count / max(time.perf_counter() - start, 1e-6)
-            chunk = _CHUNKS[loop, G] = max(1, int(rate * training.CHUNK_SECONDS))
-            it += count
-            progress(count)
-        list(pool.map(lambda g: loop.group_correct(params[g], XT, YT, hits[g]), range(G)))
+    it, chunk = 0, _CHUNKS.get((loop, G), 1)  # as the last sweep of its kind measured it
+    while it < iters:
+        count = min(chunk, iters - it)
+        start = time.perf_counter()
+        _each_group(functools.partial(steps, it=it, count=count), G, threads)
+        rate = count / max(time.perf_counter() - start, 1e-6)
+        chunk = _CHUNKS[loop, G] = max(1, int(rate * training.CHUNK_SECONDS))
+        it += count
+        progress(count)
+    _each_group(lambda g: loop.group_correct(params[g], XT, YT, hits[g]), G, threads)
     return params, rec_losses, rec_hits, stopped, hits
+
+
+def _each_group(work, G, threads):
+    """``work(g)`` for each of G groups, on ``min(G, threads)`` threads: this one and
+    the pool's (a thread of its own made for each call cost 0.4 ms of a 10 ms W5).
+    Returns when every group is done; raises the first error."""
+    n = max(1, min(G, threads))
+
+    def share(w):
+        for g in range(w, G, n):
+            work(g)
+
+    futures = [_pool().submit(share, w) for w in range(1, n)]
+    try:
+        share(0)
+    finally:
+        wait(futures)  # no group left running, whatever happened here
+    for future in futures:
+        future.result()
+
+
+_POOL = None
+
+
+def _pool():
+    """The threads ``_each_group`` shares work with: one fewer than the machine's cores,
+    made on first use (again in a forked child, where the parent's are gone)."""
+    global _POOL
+    with _POOL_LOCK:
+        if _POOL is None:
+            _POOL = ThreadPoolExecutor(max(1, (os.cpu_count() or 1) - 1), "fastffn-sweep")
+        return _POOL
+
+
+def _forget_pool():
+    global _POOL
+    _POOL = None
+
+
+_POOL_LOCK = threading.Lock()
+os.register_at_fork(after_in_child=_forget_pool)
 
 
 def _train_groups(ops, shapes, params, XT, YT, indices, lrates, every, records):

@@ -1,7 +1,10 @@
 """fastffn.sweep: every model of a grid as training it alone leaves it."""
 
 import itertools
+import multiprocessing
+import os
 import threading
+import time
 
 import numpy as np
 import pytest
@@ -168,6 +171,39 @@ def test_sweeps_from_two_threads_at_once_give_the_results_of_one():
         for a, b in zip(result.models, expected.models, strict=True):
             for w, w_expected in zip(weights(a), weights(b), strict=True):
                 np.testing.assert_array_equal(w, w_expected)
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="no fork on this platform")
+def test_a_forked_child_sweeps_on_threads_of_its_own():
+    X, Y = hard()
+    kwargs = {"iters": 200, "lrate": [0.005, 0.01], "seed": list(range(8))}  # two groups
+    expected = fastffn.sweep(builder(widths=(2, 10, 10, 2)), X, Y, **kwargs)  # the pool exists
+    context = multiprocessing.get_context("fork")
+    with context.Pool(1) as pool:  # the parent's pool threads do not exist in the child
+        models = pool.apply_async(_sweep_in_child, (X, Y, kwargs)).get(timeout=120)
+    for a, b in zip(models, expected.models, strict=True):
+        for w, w_expected in zip(weights(a), weights(b), strict=True):
+            np.testing.assert_array_equal(w, w_expected)
+
+
+def _sweep_in_child(X, Y, kwargs):
+    return fastffn.sweep(builder(widths=(2, 10, 10, 2)), X, Y, **kwargs).models
+
+
+def test_an_error_in_a_group_is_raised_after_every_group_is_done():
+    from fastffn.sweeps import _each_group
+
+    done = []
+
+    def work(g):  # groups 0 and 2 on this thread, 1 and 3 on the pool's
+        if g == 0:
+            raise RuntimeError("group 0")
+        time.sleep(0.05)
+        done.append(g)
+
+    with pytest.raises(RuntimeError, match="group 0"):
+        _each_group(work, 4, threads=2)
+    assert done == [1, 3]  # raised once the other thread's groups were done
 
 
 @pytest.mark.parametrize(
