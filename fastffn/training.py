@@ -32,6 +32,10 @@ from .optimizers import as_optimizer
 CHUNK_SECONDS = 0.1
 #: Most sample indices (steps times batch) drawn or run at once, to bound memory.
 MAX_INDICES = 1 << 20
+#: The chunk the last compiled run of a kind measured (``CompiledRunner.kind`` and the
+#: batch size): an sgd call starts with it, not with a one-step call to measure
+#: from (three calls of the compiled loop for W1, not one: 2% of its time).
+_CHUNKS = {}
 #: Sequential's methods a compiled run stands in for.
 METHODS = ("forward", "backward", "sgd_step", "print_accuracy")
 #: Data smaller than this (in numbers) are transposed by NumPy, not a compiled kernel.
@@ -128,12 +132,15 @@ def _loop(runner, samples, iters, lrate, report, every):
     """Runs ``iters`` steps in chunks of about CHUNK_SECONDS, recording at it % every == 1.
 
     The runner keeps the chunk it last measured (its ``chunk``, 1 at first), so a
-    Trainer's next run does not start with a one-step call again.
+    Trainer's next run does not start with a one-step call again; a compiled one
+    starts with the chunk of the last run of its kind (``_CHUNKS``).
 
     A callable ``report`` is called at its record's step (so the chunk stops
     there); printed lines are printed after the chunk that recorded them.
     """
     history, it = [], 0
+    kind = runner.kind and (*runner.kind, samples.batch_size)
+    runner.chunk = _CHUNKS.get(kind, runner.chunk)
     while it < iters:
         stop = iters
         if callable(report) and every:
@@ -147,6 +154,8 @@ def _loop(runner, samples, iters, lrate, report, every):
             raise
         rate = count / max(time.perf_counter() - start, 1e-6)
         runner.chunk = max(1, min(int(rate * CHUNK_SECONDS), MAX_INDICES // samples.batch_size))
+        if kind:
+            _CHUNKS[kind] = runner.chunk
         it += count
         history += records
         if report is True:
@@ -246,7 +255,7 @@ def compilable(model):
 class LayerRunner:
     """The notebook's SGD step through the model's own methods: any model, any backend."""
 
-    chunk = 1  # steps a call (``_loop``)
+    chunk, kind = 1, None  # steps a call (``_loop``); no kind shares its chunk
 
     def __init__(self, model, X, Y, report, optimizer):
         self.model, self.X, self.Y, self.optimizer = model, X, Y, optimizer
@@ -340,6 +349,8 @@ class CompiledRunner:
         self.scale, self.losses = 1.0, []  # set by Trainer.run
         self.ops, self.shapes, self.params = pack(model)
         attach(model, self.shapes, self.params)
+        # What a step's time depends on, with the batch size (``_loop``'s chunks).
+        self.kind = self.ops.tobytes(), self.shapes.tobytes(), self.params.dtype, optimizer.code
         # The loop reads each sample's features together: one transpose per sgd call,
         # compiled (and cache-blocked) only where the data are large enough to need it.
         self.XT, self.YT = samples_as_rows(X), samples_as_rows(Y)

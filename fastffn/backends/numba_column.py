@@ -13,7 +13,7 @@ import numpy as np
 
 from ._numba_cache import jit
 from .numba import FASTMATH, simd_tanh
-from .numba_loop import LINEAR, RELU, SIGMOID, SOFTMAX, TANH, all_finite, update
+from .numba_loop import LINEAR, RELU, SIGMOID, SOFTMAX, TANH, all_finite, first_record, update
 
 
 @jit(fastmath=FASTMATH)
@@ -78,8 +78,10 @@ def column_steps(
     grads = np.empty(params.size if hyper is not None else 0, dtype=params.dtype)
     limit = params.dtype.type(np.finfo(params.dtype).max / 2)  # see column_update
 
+    record = first_record(first, every)
     for it in range(indices.shape[0]):
-        if every and (first + it) % every == 1 % every:
+        if it == record:
+            record += every
             hits[it] = column_correct(ops, shapes, params, XT, YT)
             if hits[it] < 0:
                 return it

@@ -287,6 +287,7 @@ from fastffn.backends._lanes import (
 )
 from fastffn.backends._numba_cache import jit
 from fastffn.backends.numba import FASTMATH
+from fastffn.backends.numba_loop import first_record
 
 
 @jit(fastmath=FASTMATH)
@@ -362,10 +363,12 @@ def group_steps(params, XT, YT, indices, lrates, tiny, first, every, rec_losses,
             params[:, q] = 0
     rate = step_sizes(lrates, stopped)
 
+    next_record = first_record(first, every)
     for s in range(indices.shape[0]):
         it = first + s
-        record = every > 0 and it % every == 1 % every
+        record = s == next_record
         if record:
+            next_record += every
             correct(params, XT, YT, hits)
             for q in range(LANES):
                 if hits[q] < 0 and stopped[q] < 0:
