@@ -370,7 +370,7 @@ class CompiledRunner:
             rule = (optimizer.code, optimizer.slots, optimizer.hyper(dtype, self.scale))
         arguments = (*model, indices, rates, np.finfo(dtype).tiny, *rule)
         loop = self.column_steps if samples.batch_size == 1 else self.sgd_steps
-        done = loop(*arguments, losses, it, every, hits)
+        done = loop(*arguments, losses, it, every or None, hits)
         optimizer.t += done
         self.losses.append(losses[:done])
         recorded = range(next_record(it, every) - it, min(done, count), every) if every else ()

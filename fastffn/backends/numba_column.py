@@ -78,9 +78,9 @@ def column_steps(
     grads = np.empty(params.size if hyper is not None else 0, dtype=params.dtype)
     limit = params.dtype.type(np.finfo(params.dtype).max / 2)  # see column_update
 
-    record = first_record(first, every)
+    record = -1 if every is None else first_record(first, every)
     for it in range(indices.shape[0]):
-        if it == record:
+        if every is not None and it == record:  # pruned where every is None: not compiled
             record += every
             hits[it] = column_correct(ops, shapes, params, XT, YT)
             if hits[it] < 0:

@@ -120,9 +120,10 @@ def sgd_steps(
             ``hyper`` (``Optimizer.hyper``); both None for the notebook's step.
         losses (ndarray): An iters vector that receives each step's loss.
         first (int): The iteration number of the first step.
-        every (int): Steps whose number ``it`` has ``it % every == 1`` record
-            (0: none): ``hits[step]`` receives the count of training points
-            classified right before the step's update, -1 if an output overflowed.
+        every (int or None): Steps whose number ``it`` has ``it % every == 1``
+            record (None: none, and no code for them is compiled): ``hits[step]``
+            receives the count of training points classified right before the
+            step's update, -1 if an output overflowed.
         hits (ndarray): An iters int64 vector for those counts.
 
     Returns:
@@ -154,9 +155,9 @@ def sgd_steps(
     Yb = np.empty((YT.shape[1], b), dtype=dtype)
     grad = [np.empty_like(Xb)] + [np.empty_like(out[k]) for k in range(L - 1)]  # by inputs
 
-    record = first_record(first, every)
+    record = -1 if every is None else first_record(first, every)
     for it in range(indices.shape[0]):
-        if it == record:
+        if every is not None and it == record:  # pruned where every is None: not compiled
             record += every
             hits[it] = correct(ops, shapes, params, XT, YT, ACCURACY_BLOCK)
             if hits[it] < 0:
@@ -259,6 +260,10 @@ def update(ops, shapes, params, grads, rate, rule, slots, hyper):
 def first_record(first, every):
     """The first step from ``first`` on that records (``it % every == 1 % every``), as an
     offset from ``first``; -1 where ``every`` is 0 (no records).
+
+    The loops take ``every=None`` where nothing records: Numba then drops the
+    branch that records, and the accuracy loop is not compiled for a run that
+    never measures it (the notebook's job from an empty cache: 1.5 s less).
 
     The loops count down to it instead of taking ``it % every`` at each step: an
     integer division a step was 3% of the notebook's job with records on.
