@@ -201,3 +201,24 @@ def test_samples_as_rows_is_the_exact_transpose(shape, dtype):
     XT = transposed(X)
     assert XT.flags.c_contiguous and XT.dtype == dtype
     np.testing.assert_array_equal(XT, X.T)
+
+
+def test_a_run_starts_with_the_chunk_the_last_run_of_its_kind_measured(monkeypatch):
+    """The second run of a kind calls the compiled loop once, with every step and the same
+    records, not first with one step to measure its speed from."""
+    from fastffn.backends import numba_column
+
+    X, Y = blobs()
+    calls, column_steps = [], numba_column.column_steps
+
+    def counted(*args):
+        calls.append(len(args[5]))  # the steps of this call
+        return column_steps(*args)
+
+    def run():
+        return fit(build(fastffn, "Tanh", widths=(3, 6, 3)), X, Y, iters=300, every=50)
+
+    first = run()  # measures the kind's chunk
+    monkeypatch.setattr(numba_column, "column_steps", counted)
+    assert run() == first
+    assert calls == [300]
