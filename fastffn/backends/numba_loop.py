@@ -37,8 +37,6 @@ from .numba import (
 OPS = ("linear", "tanh", "relu", "sigmoid", "softmax")
 LINEAR, TANH, RELU, SIGMOID, SOFTMAX = range(len(OPS))
 MOMENTUM, NESTEROV = RULES.index("momentum"), RULES.index("nesterov")
-#: The widest batch that ``sgd_steps`` copies into its columns sample by sample.
-GATHER_COLUMNS = 32
 
 
 @jit
@@ -86,6 +84,27 @@ def transpose_into(X, XT):
             for i in range(i0, min(i0 + 32, d)):
                 for j in range(j0, min(j0 + 32, n)):
                     XT[j, i] = X[i, j]
+
+
+@jit
+def gather_columns(XT, rows, out):
+    """``out[:, j] = XT[rows[j]]`` for each j: samples (rows of XT) into the columns of out.
+
+    Four samples at a time, each row of out written four numbers at once from
+    four rows of XT read in order: at 784 by 128, 87-90 us for float32 where
+    copying whole rows and then transposing them took 118-195; at 64 by 32
+    1.2 against 1.3 us one column at a time.
+    """
+    d, b = out.shape
+    for j in range(0, b - 3, 4):
+        t0, t1, t2, t3 = rows[j], rows[j + 1], rows[j + 2], rows[j + 3]
+        for i in range(d):
+            out[i, j], out[i, j + 1] = XT[t0, i], XT[t1, i]
+            out[i, j + 2], out[i, j + 3] = XT[t2, i], XT[t3, i]
+    for j in range(b - b % 4, b):
+        t = rows[j]
+        for i in range(d):
+            out[i, j] = XT[t, i]
 
 
 @jit
@@ -145,13 +164,7 @@ def sgd_steps(
     views = [weights(grads, m[k], n[k], offset[k]) for k in range(L)]
     dW, dW0 = [v[0] for v in views], [v[1] for v in views]
     out = [np.empty((n[k], b), dtype=dtype) for k in range(L)]
-    # The batch's samples into the d by b columns Xb. Up to GATHER_COLUMNS
-    # columns, each sample straight into its column (at 64 by 32, 4x faster than
-    # the other way); wider batches copy whole rows of XT into Xs, then transpose
-    # it in cache (column by column is 2x slower at 784 by 128; Xs.T read in F
-    # order slows the small products' loops).
-    Xs = np.empty((b, XT.shape[1]), dtype=dtype)
-    Xb = np.empty((XT.shape[1], b), dtype=dtype)
+    Xb = np.empty((XT.shape[1], b), dtype=dtype)  # the batch's samples as columns
     Yb = np.empty((YT.shape[1], b), dtype=dtype)
     grad = [np.empty_like(Xb)] + [np.empty_like(out[k]) for k in range(L - 1)]  # by inputs
 
@@ -162,17 +175,8 @@ def sgd_steps(
             hits[it] = correct(ops, shapes, params, XT, YT, ACCURACY_BLOCK)
             if hits[it] < 0:
                 return it
-        for j in range(b):
-            t = indices[it, j]
-            if b <= GATHER_COLUMNS:
-                for i in range(Xb.shape[0]):
-                    Xb[i, j] = XT[t, i]
-            else:
-                Xs[j, :] = XT[t, :]
-            for i in range(Yb.shape[0]):
-                Yb[i, j] = YT[t, i]
-        if b > GATHER_COLUMNS:
-            transpose_into(Xs, Xb)
+        gather_columns(XT, indices[it], Xb)
+        gather_columns(YT, indices[it], Yb)
 
         for k in range(L):
             module_forward(ops[k], W[k], W0[k], Xb if k == 0 else out[k - 1], out[k])
