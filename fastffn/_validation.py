@@ -98,7 +98,8 @@ def as_matrix(name, x, dtype=None, rows=None, cols=None, finite=True):
 
 def as_count(name, value, minimum=1, maximum=None):
     """Returns ``value`` as an int in [minimum, maximum], else raises naming ``name``."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+    integral = type(value) is int or isinstance(value, numbers.Integral)  # int first: no ABC
+    if isinstance(value, bool) or not integral:
         raise TypeError(f"{name} must be an integer, got {value!r}")
     if value < minimum or (maximum is not None and value > maximum):
         bound = f"between {minimum} and {maximum}" if maximum is not None else f">= {minimum}"

@@ -394,7 +394,7 @@ def _each_group(work, G, threads):
         future.result()
 
 
-_POOL = None
+_POOL, _POOL_LOCK = None, threading.Lock()
 
 
 def _pool():
@@ -412,7 +412,6 @@ def _forget_pool():
     _POOL = None
 
 
-_POOL_LOCK = threading.Lock()
 os.register_at_fork(after_in_child=_forget_pool)
 
 
