@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 
 from fastffn import backends
 from fastffn.backends import BACKENDS
-from fastffn.testing import KERNELS, assert_agree
+from fastffn.testing import KERNELS, TOLERANCE, assert_agree
 
 
 def signature(func):
@@ -118,3 +118,14 @@ def test_simd_tanh_is_libm_tanh_within_3_ulp():
     edges = np.array([np.nan, np.inf, -np.inf, 0.0, -0.0, 1e-300, -5e-324, 22.0, 800.0, -800.0])
     np.testing.assert_array_equal(tanhs(edges), np.tanh(edges))
     np.testing.assert_array_equal(np.signbit(tanhs(edges)), np.signbit(np.tanh(edges)))
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_the_tanh_loop_that_tanh_forward_runs_without_avx512(dtype):
+    """``tanh_forward`` calls np.tanh where NumPy's tanh is AVX-512 (as on our machine):
+    the jitted loop it runs elsewhere is checked here directly."""
+    from fastffn.backends.numba import _tanh_forward
+
+    Z = (np.random.default_rng(0).standard_normal((64, 32)) * 4).astype(dtype)
+    np.testing.assert_allclose(_tanh_forward(Z), np.tanh(Z), **TOLERANCE[np.dtype(dtype)])
+    assert _tanh_forward(Z).dtype == dtype
