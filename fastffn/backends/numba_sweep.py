@@ -34,6 +34,7 @@ them out; b samples a batch):
   from before it), else -1.
 """
 
+import functools
 import hashlib
 import importlib.util
 import os
@@ -118,9 +119,7 @@ def source(ops, shapes, b):
     width = max(d, *(n for _, n, _ in shapes))  # the most numbers at a module's input or output
     L = len(ops)
 
-    def at(k, j):
-        """The first row of module k's input for sample j (a name or a number) in a buffer."""
-        return f"({(k * b) * width} + {j} * {width})" if isinstance(j, str) else (k * b + j) * width
+    at = functools.partial(_first_row, samples=b, width=width)
 
     backward, checks, updates = [], [], []
     for k in range(L - 2, -1, -1):
@@ -185,6 +184,14 @@ def source(ops, shapes, b):
     )  # fmt: skip
 
 
+def _first_row(k, j, samples, width):
+    """The first row of module k's input for sample j (a name or a number) in a buffer of
+    ``samples`` samples a module, ``width`` rows a sample."""
+    if isinstance(j, str):
+        return f"({k * samples * width} + {j} * {width})"
+    return (k * samples + j) * width
+
+
 def _forward(ops, shapes, samples, width, points=False):
     """Source of the forward pass of ``samples`` samples, every model (module k's input
     for sample j in the rows from ``(k samples + j) width`` of ``acts``).
@@ -195,10 +202,7 @@ def _forward(ops, shapes, samples, width, points=False):
     for each sample made ``correct`` bound by reading them from L2.
     """
 
-    def at(k, j):
-        if isinstance(j, str):
-            return f"{k * samples * width} + {j} * {width}"
-        return (k * samples + j) * width
+    at = functools.partial(_first_row, samples=samples, width=width)
 
     text = []
     for k, (op, (m, n, base)) in enumerate(zip(ops, shapes, strict=True)):
