@@ -30,8 +30,6 @@ from .sequential import Sequential
 AXES = ("lrate", "seed", "batch_size")
 #: Seeding, building and drawing use NumPy's global state: one sweep at a time.
 _GLOBAL_STATE = threading.Lock()
-#: Steps in about ``training.CHUNK_SECONDS``, by compiled loop and number of groups.
-_CHUNKS = {}
 
 
 def sweep(
@@ -362,13 +360,12 @@ def _train_here(ops, shapes, params, XT, YT, indices, lrates, every, records, pr
             rec_losses[g], rec_hits[g], stopped[g],
         )  # fmt: skip
 
-    it, chunk = 0, _CHUNKS.get((loop, G), 1)  # as the last sweep of its kind measured it
+    it, chunk = 0, training.first_chunk((loop, G))  # as the last sweep of its kind measured
     while it < iters:
         count = min(chunk, iters - it)
         start = time.perf_counter()
         _each_group(functools.partial(steps, it=it, count=count), G, threads)
-        rate = count / max(time.perf_counter() - start, 1e-6)
-        chunk = _CHUNKS[loop, G] = max(1, int(rate * training.CHUNK_SECONDS))
+        chunk = training.next_chunk((loop, G), count, start)
         it += count
         progress(count)
     _each_group(lambda g: loop.group_correct(params[g], XT, YT, hits[g]), G, threads)

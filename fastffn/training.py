@@ -32,9 +32,10 @@ from .optimizers import as_optimizer
 CHUNK_SECONDS = 0.1
 #: Most sample indices (steps times batch) drawn or run at once, to bound memory.
 MAX_INDICES = 1 << 20
-#: The chunk the last compiled run of a kind measured (``CompiledRunner.kind`` and the
-#: batch size): an sgd call starts with it, not with a one-step call to measure
-#: from (three calls of the compiled loop for W1, not one: 2% of its time).
+#: The chunk the last compiled run of a kind measured (``next_chunk``, ``first_chunk``; a compiled
+#: sgd's kind is ``CompiledRunner.kind`` and the batch size, a sweep's its loop and
+#: groups): a run starts with it, not with a one-step call to measure from (three
+#: calls of the compiled loop for W1, not one: 2% of its time).
 _CHUNKS = {}
 #: Sequential's methods a compiled run stands in for.
 METHODS = ("forward", "backward", "sgd_step", "print_accuracy")
@@ -139,8 +140,8 @@ def _loop(runner, samples, iters, lrate, report, every):
     there); printed lines are printed after the chunk that recorded them.
     """
     history, it = [], 0
-    kind = runner.kind and (*runner.kind, samples.batch_size)
-    runner.chunk = _CHUNKS.get(kind, runner.chunk)
+    kind = runner.kind and (*runner.kind, samples.batch_size)  # None layer by layer
+    runner.chunk = first_chunk(kind, runner.chunk)
     while it < iters:
         stop = iters
         if callable(report) and every:
@@ -152,10 +153,7 @@ def _loop(runner, samples, iters, lrate, report, every):
         except Diverged as error:
             error.history = history + error.history
             raise
-        rate = count / max(time.perf_counter() - start, 1e-6)
-        runner.chunk = max(1, min(int(rate * CHUNK_SECONDS), MAX_INDICES // samples.batch_size))
-        if kind:
-            _CHUNKS[kind] = runner.chunk
+        runner.chunk = next_chunk(kind, count, start, MAX_INDICES // samples.batch_size)
         it += count
         history += records
         if report is True:
@@ -165,6 +163,24 @@ def _loop(runner, samples, iters, lrate, report, every):
             for record in records:
                 report(*record)
     return history
+
+
+def first_chunk(kind, default=1):
+    """The steps of a run's first chunk: what the last run of ``kind`` measured."""
+    return _CHUNKS.get(kind, default)
+
+
+def next_chunk(kind, count, start, most=None):
+    """The steps of about CHUNK_SECONDS, from ``count`` steps begun at ``perf_counter()``
+    ``start`` (at most ``most``); kept as the first chunk of the next run of ``kind``
+    (a hashable, or None to keep nothing)."""
+    rate = count / max(time.perf_counter() - start, 1e-6)
+    chunk = max(1, int(rate * CHUNK_SECONDS))
+    if most is not None:
+        chunk = min(chunk, most)
+    if kind is not None:
+        _CHUNKS[kind] = chunk
+    return chunk
 
 
 def is_record(it, every):

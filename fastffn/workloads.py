@@ -48,7 +48,7 @@ def _trainer(widths, X, Y, path, dtype, iters, report=False, every=None, **sgd):
     def train(iters):
         model = copy.deepcopy(start)
         np.random.seed(1)
-        with _printed_to_devnull() if report else contextlib.nullcontext():
+        with contextlib.redirect_stdout(_devnull()) if report else contextlib.nullcontext():
             model.sgd(X, Y, iters, report=report, every=every, compiled=compiled, **sgd)
         return model
 
@@ -77,10 +77,6 @@ def _devnull():
     """``os.devnull`` opened once: a run times what printing costs, not opening a file
     (opening and closing it in each run added 1.5-2% to W1 with reports)."""
     return open(os.devnull, "w")  # kept open for the life of the process
-
-
-def _printed_to_devnull():
-    return contextlib.redirect_stdout(_devnull())
 
 
 def notebook_job_reports(report, iters=NOTEBOOK_ITERS):
