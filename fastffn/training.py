@@ -25,6 +25,7 @@ import numpy as np
 
 from . import backends, sequential
 from ._validation import NonFiniteError, all_finite, as_count, as_step_size
+from .backends import BLAS_MIN_FLOPS, OPS, aot
 from .layers import NLL, Linear, SoftMax, is_builtin
 from .optimizers import as_optimizer
 
@@ -357,10 +358,6 @@ class CompiledRunner:
     chunk = 1  # steps a call (``_loop``)
 
     def __init__(self, model, X, Y, optimizer):
-        # numba is imported only where a model compiles
-        from .backends import numba_column, numba_loop
-
-        self.column_steps, self.sgd_steps = numba_column.column_steps, numba_loop.sgd_steps
         self.optimizer = optimizer
         self.scale, self.losses = 1.0, []  # set by Trainer.run
         self.ops, self.shapes, self.params = pack(model)
@@ -385,7 +382,7 @@ class CompiledRunner:
         if not optimizer.plain:
             rule = (optimizer.code, optimizer.slots, optimizer.hyper(dtype, self.scale))
         arguments = (*model, indices, rates, np.finfo(dtype).tiny, *rule)
-        loop = self.column_steps if samples.batch_size == 1 else self.sgd_steps
+        loop = self.loop(samples.batch_size, every)
         done = loop(*arguments, losses, it, every or None, hits)
         optimizer.t += done
         self.losses.append(losses[:done])
@@ -395,6 +392,17 @@ class CompiledRunner:
         if done < count:
             raise Diverged(it + done, np.nan if hits[done] < 0 else losses[done], records)
         return records
+
+    def loop(self, batch_size, every):
+        """The compiled loop for these steps: ``column_steps`` for one sample a step (compiled
+        ahead of time for the notebook's step, ``backends.aot``), else ``sgd_steps``. numba
+        is imported only where a loop is not compiled ahead."""
+        if batch_size == 1:
+            dtype, plain = self.params.dtype, self.optimizer.plain
+            return aot.column_function("column_steps", dtype, records=bool(every), plain=plain)
+        from .backends.numba_loop import sgd_steps
+
+        return sgd_steps
 
 
 def hits_in_loop(model, X, Y):
@@ -412,12 +420,10 @@ def hits_in_loop(model, X, Y):
     """
     if not compilable(model):
         return None
-    from .backends.numba import BLAS_MIN_FLOPS
-    from .backends.numba_column import column_correct
-
     if any(m.W.size >= BLAS_MIN_FLOPS for m in model.linear_layers):
         return None
     ops, shapes, params = pack(model)
+    column_correct = aot.column_function("column_correct", params.dtype)
     hits = column_correct(ops, shapes, params, samples_as_rows(X), samples_as_rows(Y))
     return hits if hits >= 0 else None
 
@@ -431,8 +437,6 @@ def pack(model):
             fresh flat array of the model's dtype.
 
     """
-    from .backends.numba_loop import OPS
-
     modules, linear = model.modules, model.linear_layers
     ops = [OPS.index("linear" if type(m) is Linear else m.kernel) for m in modules]
     shapes = np.zeros((len(modules), 3), dtype=np.int64)

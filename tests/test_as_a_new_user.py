@@ -74,7 +74,7 @@ def test_the_compile_cache_is_written_outside_the_package(tmp_path):
         import fastffn
         from fastffn.sequential import network
         X, Y = fastffn.hard()
-        network((2, 3, 2), backend="numba").sgd(X, Y, 10, report=False)
+        network((2, 3, 2), backend="numba").sgd(X, Y, 10, report=False, batch_size=4)
         """,
         env,
     )

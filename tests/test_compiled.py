@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import fastffn
-from fastffn import NLL, Layer, Linear, Sequential, SoftMax, Tanh, hard
+from fastffn import NLL, Layer, Linear, Sequential, SoftMax, Tanh, hard, training
 from fastffn.backends.numba_loop import transposed
 from fastffn.testing import TRAINING_TOLERANCE
 from fastffn.training import compilable
@@ -206,19 +206,20 @@ def test_samples_as_rows_is_the_exact_transpose(shape, dtype):
 def test_a_run_starts_with_the_chunk_the_last_run_of_its_kind_measured(monkeypatch):
     """The second run of a kind calls the compiled loop once, with every step and the same
     records, not first with one step to measure its speed from."""
-    from fastffn.backends import numba_column
-
     X, Y = blobs()
-    calls, column_steps = [], numba_column.column_steps
+    calls, loop = [], training.CompiledRunner.loop
 
-    def counted(*args):
-        calls.append(len(args[5]))  # the steps of this call
-        return column_steps(*args)
+    def counted_loop(runner, batch_size, every):
+        def counted(*args):
+            calls.append(len(args[5]))  # the steps of this call
+            return loop(runner, batch_size, every)(*args)
+
+        return counted
 
     def run():
         return fit(build(fastffn, "Tanh", widths=(3, 6, 3)), X, Y, iters=300, every=50)
 
     first = run()  # measures the kind's chunk
-    monkeypatch.setattr(numba_column, "column_steps", counted)
+    monkeypatch.setattr(training.CompiledRunner, "loop", counted_loop)
     assert run() == first
     assert calls == [300]

@@ -13,12 +13,19 @@ only.
 
 import contextlib
 import contextvars
+import glob
 import importlib
 import os
 
 BACKENDS = ("numba", "numpy")
 #: Columns an accuracy pass runs at once, on every path: bounds its memory on large data.
 ACCURACY_BLOCK = 4096
+#: From this many multiply-adds (m * n * b) a product goes to BLAS; below, plain loops
+#: (for the notebook's 2-10-10-2 network a BLAS call costs more than the arithmetic).
+BLAS_MIN_FLOPS = 32_768
+#: The compiled loops' op codes, one per kernel family: ``fastffn.training`` maps a
+#: Linear layer to "linear" and an activation to its kernel name.
+OPS = ("linear", "tanh", "relu", "sigmoid", "softmax")
 
 _default_backend = None  # read from FASTFFN_BACKEND on first use
 _block_backend = contextvars.ContextVar("fastffn_backend", default=None)
@@ -79,3 +86,12 @@ def use_backend(name):
         yield
     finally:
         _block_backend.reset(token)
+
+
+def sources():
+    """The files compiled code depends on: every backend module, and ``optimizers.py``,
+    whose rule codes the loops read. Their contents stamp Numba's cache and the
+    ahead-of-time loop (``aot``)."""
+    backends = os.path.dirname(__file__)
+    paths = sorted(glob.glob(os.path.join(backends, "*.py")))
+    return [*paths, os.path.join(os.path.dirname(backends), "optimizers.py")]

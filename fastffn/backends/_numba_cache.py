@@ -9,13 +9,14 @@ equivalent on macOS and Windows). Where it cannot be written, kernels compile
 in memory for each process instead, without error.
 """
 
-import glob
 import os
 import sys
 
 import numba
 from numba.core import caching
 from numba.core.compiler_lock import global_compiler_lock
+
+from . import sources
 
 
 def cache_dir():
@@ -51,10 +52,8 @@ class _Locator(caching._SourceFileBackedLocatorMixin, caching._CacheLocator):
         backend module recompiles them all, as does one to ``optimizers.py``,
         whose rule codes the loops read.
         """
-        backends = os.path.dirname(__file__)
-        paths = sorted(glob.glob(os.path.join(backends, "*.py")))
-        paths.append(os.path.join(os.path.dirname(backends), "optimizers.py"))
-        if os.path.dirname(self._py_file) != backends:  # a module numba_sweep generated
+        paths = sources()
+        if os.path.dirname(self._py_file) != os.path.dirname(__file__):  # numba_sweep's
             paths.append(self._py_file)
         return tuple(caching._hash_source_file(p, *_stat(p)) for p in paths)
 

@@ -23,10 +23,10 @@ import math
 
 import numpy as np
 
+from . import BLAS_MIN_FLOPS
 from . import numpy as reference
 from ._numba_cache import jit
 
-BLAS_MIN_FLOPS = 32_768
 #: From this many float32 numbers, NumPy's SIMD exp, tanh and log beat the jitted
 #: loops (``simd_exp`` and ``simd_tanh`` work in float64, half NumPy's lanes; log is
 #: a scalar libm call);

@@ -10,7 +10,7 @@ the notebook's SGD: the same arithmetic written for a single column.
 import numpy as np
 
 from ..optimizers import RULES
-from . import ACCURACY_BLOCK
+from . import ACCURACY_BLOCK, OPS
 from ._numba_cache import jit
 from .numba import (
     FASTMATH,
@@ -32,9 +32,6 @@ from .numba import (
     tanh_forward_into,
 )
 
-#: The loop's op codes, one per kernel family: fastffn.training maps a Linear
-#: layer to "linear" and an activation to its kernel name.
-OPS = ("linear", "tanh", "relu", "sigmoid", "softmax")
 LINEAR, TANH, RELU, SIGMOID, SOFTMAX = range(len(OPS))
 MOMENTUM, NESTEROV = RULES.index("momentum"), RULES.index("nesterov")
 

@@ -71,7 +71,7 @@ def kernels(ops, shapes, b):
     """The compiled loop of one architecture and batch size, generated on first use.
 
     Args:
-        ops (ndarray): The L module op codes (``numba_loop.OPS``).
+        ops (ndarray): The L module op codes (``backends.OPS``).
         shapes (ndarray): L by 3: each module's m, n and weight offset
             (``numba_loop.sgd_steps``).
         b (int): Samples a batch.

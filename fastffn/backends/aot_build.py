@@ -1,0 +1,67 @@
+"""Compiles ``aot``'s extension; setup.py's ``build_ext`` calls ``compile_extension`` at install.
+
+Each export is a one-line function calling the jitted one (``pycc`` takes no
+``*args``), so that the jitted function compiles into it with its own options
+(fastmath, error model), as it does into a loop that calls it; ``pycc``
+compiles the outer function with its defaults. Takes 10-30 s.
+"""
+
+import os
+import warnings
+
+from numba import types
+from numba.core.errors import NumbaPendingDeprecationWarning
+
+from . import aot
+from .numba_column import column_correct, column_steps
+
+
+def steps(ops, shapes, params, XT, YT, indices, rates, tiny, rule, slots, hyper, losses, first,
+          every, hits):  # fmt: skip
+    return column_steps(ops, shapes, params, XT, YT, indices, rates, tiny, rule, slots, hyper,
+                        losses, first, every, hits)  # fmt: skip
+
+
+def correct(ops, shapes, params, XT, YT):
+    return column_correct(ops, shapes, params, XT, YT)
+
+
+def signatures(dtype):
+    """``{export name: (function, signature)}`` for arrays of ``dtype`` (``aot.ARGUMENTS``)."""
+    kinds = {"int": types.int64, "real": getattr(types, dtype)}
+
+    def numba_type(argument, every):
+        if argument is None:
+            return types.none
+        if argument == "every":
+            return every
+        kind, dimensions = argument
+        return types.Array(kinds[kind], dimensions, "C") if dimensions else kinds[kind]
+
+    exports = {"column_steps": steps, "column_correct": correct}
+    return {
+        aot.export_name(name, dtype, records): (
+            exports[name],
+            types.int64(*(numba_type(a, every) for a in aot.ARGUMENTS[name])),
+        )
+        for name in exports
+        for records, every in ((False, types.none), (True, types.int64))
+        if records is False or "every" in aot.ARGUMENTS[name]
+    }
+
+
+def compile_extension(output_dir):
+    """Writes the extension ``aot.EXTENSION`` into ``output_dir``, for this machine's CPU."""
+    with warnings.catch_warnings():  # pending since numba 0.57, no replacement yet
+        warnings.simplefilter("ignore", NumbaPendingDeprecationWarning)
+        from numba.pycc import CC
+
+    cc = CC(aot.EXTENSION.rpartition(".")[2])
+    cc.output_dir, cc.target_cpu, cc.verbose = output_dir, "host", False
+    for dtype in aot.DTYPES:
+        for name, (function, signature) in signatures(dtype).items():
+            cc.export(name, signature)(function)
+    built_for = aot.stamp()
+    cc.export("stamp", types.int64())(lambda: built_for)
+    cc.compile()
+    return os.path.join(output_dir, cc.output_file)

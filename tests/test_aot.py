@@ -1,0 +1,116 @@
+"""The one-sample loop compiled ahead of time (``fastffn.backends.aot``) against the jitted one."""
+
+import numpy as np
+import pytest
+
+import fastffn
+from fastffn import training
+from fastffn.backends import aot, numba_column
+from fastffn.testing import TRAINING_TOLERANCE
+from fastffn.workloads import network
+
+from .test_as_a_new_user import run_python
+from .test_compiled import blobs, fit
+from .test_training import build, weights
+
+
+@pytest.fixture
+def jitted(monkeypatch):
+    """Training on the jitted loop, as where the extension did not build."""
+    monkeypatch.setattr(aot, "extension", lambda: None)
+
+
+def test_the_install_built_the_extension_for_these_sources_and_this_cpu():
+    module = aot.extension()
+    assert module is not None, "pip install did not build fastffn.backends._aot_loops"
+    assert module.stamp() == aot.stamp()
+    assert aot.column_function("column_steps", np.float64) is not numba_column.column_steps
+
+
+@pytest.mark.parametrize("activation", ["ReLU", "Tanh", "Sigmoid"])
+@pytest.mark.parametrize("depth", [1, 2, 4])
+@pytest.mark.parametrize("every", [None, 40])
+def test_compiled_ahead_and_jitted_train_alike(activation, depth, every, dtype, monkeypatch):
+    X, Y = (a.astype(dtype) for a in blobs())
+    widths = (3, *[7] * (depth - 1), 3)
+    runs, models = {}, {}
+    for loop in ("ahead", "jitted"):
+        if loop == "jitted":  # as where the extension did not build
+            monkeypatch.setattr(aot, "extension", lambda: None)
+        models[loop] = build(fastffn, activation, widths, seed=depth, dtype=dtype)
+        runs[loop] = fit(models[loop], X, Y, seed=depth, iters=800, lrate=0.01, every=every)
+    tolerance = TRAINING_TOLERANCE[np.dtype(dtype)]
+    for w, w_jit in zip(weights(models["ahead"]), weights(models["jitted"]), strict=True):
+        np.testing.assert_allclose(w, w_jit, **tolerance)
+    (history, out), (history_jit, out_jit) = runs["ahead"], runs["jitted"]
+    assert [(it, acc) for it, _, acc in history] == [(it, acc) for it, _, acc in history_jit]
+    assert len(history) == (800 // every if every else 0)
+    assert [line.split("Loss")[0] for line in out.splitlines()] == [
+        line.split("Loss")[0] for line in out_jit.splitlines()
+    ]
+    assert models["ahead"].accuracy(X, Y) == models["jitted"].accuracy(X, Y)
+
+
+def test_other_steps_run_jitted():
+    """Optimizer state and batches of several samples are not compiled ahead."""
+    assert aot.column_function("column_steps", np.float64, plain=False) is (
+        numba_column.column_steps
+    )
+    model = build(fastffn, "Tanh", (3, 5, 3))
+    runner = training.CompiledRunner(model, *blobs(), fastffn.optimizers.as_optimizer("adam"))
+    assert runner.loop(1, None) is numba_column.column_steps
+    from fastffn.backends.numba_loop import sgd_steps
+
+    assert runner.loop(8, None) is sgd_steps
+
+
+def test_an_extension_from_other_sources_is_not_used(monkeypatch):
+    aot.extension.cache_clear()
+    monkeypatch.setattr(aot, "stamp", lambda: 1234)
+    try:
+        assert aot.extension() is None
+        assert aot.column_function("column_correct", np.float32) is numba_column.column_correct
+    finally:
+        aot.extension.cache_clear()
+
+
+def test_arguments_are_checked_before_the_compiled_code_trusts_them():
+    correct = aot.column_function("column_correct", np.float64)
+    model = build(fastffn, "Tanh", (3, 5, 3))
+    ops, shapes, params = training.pack(model)
+    X, Y = blobs()
+    XT = np.asfortranarray(X.T)
+    with pytest.raises(TypeError, match="column_correct's argument 3 must be"):
+        correct(ops, shapes, params, XT, np.ascontiguousarray(Y.T))
+    with pytest.raises(TypeError, match="argument 2"):
+        correct(ops, shapes, params.astype(np.float32), np.ascontiguousarray(XT), Y.T.copy())
+    assert correct(ops, shapes, params, np.ascontiguousarray(XT), Y.T.copy()) == (
+        numba_column.column_correct(ops, shapes, params, np.ascontiguousarray(XT), Y.T.copy())
+    )
+
+
+def test_the_notebooks_job_runs_without_numba_or_its_cache(tmp_path, jitted):
+    """A fresh process, an empty cache: nothing imports numba, nothing is compiled or
+    written, and the weights are those of the jitted loop."""
+    result = run_python(
+        """
+        import sys
+        import numpy as np
+        import fastffn
+        from fastffn.workloads import network
+        X, Y = fastffn.hard()
+        np.random.seed(0)
+        model = network((2, 10, 10, 2))
+        model.sgd(X, Y, 10000, report=False, every=None)
+        acc = model.accuracy(X, Y)
+        assert "numba" not in sys.modules, "numba was imported"
+        np.save(sys.argv[1], model.modules[0].W)
+        """.replace("sys.argv[1]", repr(str(tmp_path / "w.npy"))),
+        {"NUMBA_CACHE_DIR": str(tmp_path / "cache")},
+    )
+    assert result.returncode == 0, result.stderr
+    assert not (tmp_path / "cache").exists()
+    np.random.seed(0)
+    model = network((2, 10, 10, 2))
+    model.sgd(*fastffn.hard(), 10000, report=False, every=None)
+    np.testing.assert_allclose(np.load(tmp_path / "w.npy"), model.modules[0].W, rtol=1e-10)
