@@ -18,6 +18,7 @@ through the softmax Jacobian, loses the gradient where a probability underflows
 to 0; ``SoftMax.backward`` called on its own keeps it.
 """
 
+import functools
 import sys
 import time
 
@@ -364,18 +365,23 @@ class CompiledRunner:
         attach(model, self.shapes, self.params)
         # What a step's time depends on, with the batch size (``_loop``'s chunks).
         self.kind = self.ops.tobytes(), self.shapes.tobytes(), self.params.dtype, optimizer.code
-        # The loop reads each sample's features together: one transpose per sgd call,
-        # compiled (and cache-blocked) only where the data are large enough to need it.
-        self.XT, self.YT = samples_as_rows(X), samples_as_rows(Y)
+        self.X, self.Y = X, Y
+
+    @functools.cached_property
+    def rows(self):
+        """X.T and Y.T in C order, as ``column_steps`` reads them (each sample's features
+        together): one transpose per sgd call, made only for batches of one sample."""
+        return samples_as_rows(self.X), samples_as_rows(self.Y)
 
     def steps(self, samples, count, lrate, it, every):
         """Takes ``count`` steps from iteration ``it``; returns the records among them
         (see ``LayerRunner.steps``), whose accuracy the loop measures as it goes."""
         indices = samples.take(count)
-        dtype = self.XT.dtype
+        dtype = self.X.dtype
         losses = np.full(count, np.nan, dtype=dtype)
         hits = np.zeros(count, dtype=np.int64)
-        model = (self.ops, self.shapes, self.params, self.XT, self.YT)
+        data = self.rows if samples.batch_size == 1 else (self.X, self.Y)
+        model = (self.ops, self.shapes, self.params, *data)
         optimizer = self.optimizer
         rates = optimizer.step_sizes(lrate, count, dtype)
         rule = (optimizer.code, None, None)  # the notebook's step
@@ -387,7 +393,7 @@ class CompiledRunner:
         optimizer.t += done
         self.losses.append(losses[:done])
         recorded = range(next_record(it, every) - it, min(done, count), every) if every else ()
-        size = self.XT.shape[0]
+        size = self.X.shape[1]
         records = [(it + i, float(losses[i]), float(hits[i] / size)) for i in recorded]
         if done < count:
             raise Diverged(it + done, np.nan if hits[done] < 0 else losses[done], records)

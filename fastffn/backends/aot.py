@@ -26,7 +26,7 @@ from . import sources
 EXTENSION = "fastffn.backends._aot_loops"
 DTYPES = ("float32", "float64")
 #: What the extension holds: functions of ``numba_column`` for each dtype and their
-#: arguments as ``fastffn.training`` passes them (those of ``numba_loop.sgd_steps``):
+#: arguments as ``fastffn.training`` passes them (``numba_column.column_steps``'s):
 #: ``(kind, dimensions)``, kind "int" (int64) or "real" (the dtype), 0 dimensions for a
 #: scalar; None for None (the notebook's step: no optimizer state); "every", an int
 #: with records, else None. The extension's code trusts them: ``column_function``

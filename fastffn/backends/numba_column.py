@@ -6,7 +6,8 @@ each module's output is one row of a work array and each weight is read in
 place in params. The dot products may be summed in any order (reassoc) and
 fused (contract), which lets them use SIMD lanes; whole runs still agree with
 the reference to 1e-10 (tests/test_compiled.py). ``fastffn.training`` calls it
-for ``batch_size=1`` with the arguments of ``sgd_steps``.
+for ``batch_size=1`` with the arguments of ``sgd_steps``, but for X and Y their
+transposes XT and YT (N by d and N by k, C order: each sample's numbers together).
 """
 
 import numpy as np
