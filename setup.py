@@ -1,16 +1,17 @@
 """fastffn's one compiled extension: the one-sample loop, compiled ahead of time at install.
 
 Everything else is in pyproject.toml. See fastffn/backends/aot.py for what the
-extension holds and when it is used; without it (no C compiler here) fastffn
-installs and runs all the same, compiling that loop at its first use.
+extension holds and when it is used. It is optional: where it cannot be built
+(no C compiler) fastffn installs and runs all the same, jitting that loop at
+its first use.
 """
 
 import os
 import sys
-import traceback
 
 from setuptools import Extension, setup
 from setuptools.command.build_ext import build_ext
+from setuptools.errors import CompileError
 
 
 class BuildAheadOfTime(build_ext):
@@ -18,17 +19,16 @@ class BuildAheadOfTime(build_ext):
 
     def build_extension(self, ext):
         sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # this fastffn
+        path = self.get_ext_fullpath(ext.name)
         try:
             from fastffn.backends import aot_build
 
-            built = aot_build.compile_extension(os.path.dirname(self.get_ext_fullpath(ext.name)))
-            assert built == self.get_ext_fullpath(ext.name), (built, ext.name)
-        except Exception:
-            traceback.print_exc()
-            print("fastffn: the ahead-of-time loop did not build; it will compile at first use")
+            aot_build.compile_extension(os.path.dirname(path))
+        except Exception as error:  # an optional extension's build fails with CompileError
+            raise CompileError(f"{error!r}; the loop will be jitted at first use") from error
 
 
 setup(
-    ext_modules=[Extension("fastffn.backends._aot_loops", sources=[])],
+    ext_modules=[Extension("fastffn.backends._aot_loops", sources=[], optional=True)],
     cmdclass={"build_ext": BuildAheadOfTime},
 )
