@@ -212,12 +212,10 @@ def linear_forward_into(W, W0, A, Z):
 
 
 @jit
-def sgd_update_into(W, dLdW, lrate):
-    """``W -= lrate * dLdW`` in place; lrate is already of W's dtype."""
-    rows, cols = W.shape
-    for i in range(rows):
-        for j in range(cols):
-            W[i, j] = W[i, j] - lrate * dLdW[i, j]
+def sgd_update_into(W, dLdW, lrate, out):
+    """``out = W - lrate * dLdW``; lrate is already of W's dtype."""
+    for i in range(W.size):  # .flat: see tanh_forward_into
+        out.flat[i] = W.flat[i] - lrate * dLdW.flat[i]
 
 
 @jit
@@ -250,53 +248,43 @@ def adam_update_into(W, M, V, dLdW, step, beta1, beta2, eps, decay, scale):
 
 @jit
 def tanh_forward_into(Z, A):
-    n, b = Z.shape
-    for i in range(n):
-        for j in range(b):
-            A[i, j] = simd_tanh(Z[i, j])
+    """The elementwise kernels loop over ``.flat`` (C order), one loop whatever the shape,
+    in SIMD lanes: an n by 1 column looped row by row took 3x NumPy's time at n = 1000."""
+    for i in range(Z.size):
+        A.flat[i] = simd_tanh(Z.flat[i])
 
 
 @jit
 def tanh_backward_into(A, dLdA, dLdZ):
-    n, b = A.shape
     one = A.dtype.type(1)  # a Python 1 would promote float32 to float64
-    for i in range(n):
-        for j in range(b):
-            dLdZ[i, j] = (one - A[i, j] ** 2) * dLdA[i, j]
+    for i in range(A.size):
+        dLdZ.flat[i] = (one - A.flat[i] ** 2) * dLdA.flat[i]
 
 
 @jit
 def relu_forward_into(Z, A):
-    n, b = Z.shape
-    for i in range(n):
-        for j in range(b):
-            A[i, j] = max(Z.dtype.type(0), Z[i, j])
+    for i in range(Z.size):
+        A.flat[i] = max(Z.dtype.type(0), Z.flat[i])
 
 
 @jit
 def relu_backward_into(A, dLdA, dLdZ):
-    n, b = A.shape
-    for i in range(n):
-        for j in range(b):
-            dLdZ[i, j] = dLdA[i, j] * (A[i, j] != 0)
+    for i in range(A.size):
+        dLdZ.flat[i] = dLdA.flat[i] * (A.flat[i] != 0)
 
 
 @jit
 def sigmoid_forward_into(Z, A):
-    n, b = Z.shape
     one = Z.dtype.type(1)  # a Python 1 would promote float32 to float64
-    for i in range(n):
-        for j in range(b):
-            A[i, j] = one / (one + simd_exp(-Z[i, j]))
+    for i in range(Z.size):
+        A.flat[i] = one / (one + simd_exp(-Z.flat[i]))
 
 
 @jit
 def sigmoid_backward_into(A, dLdA, dLdZ):
-    n, b = A.shape
     one = A.dtype.type(1)  # a Python 1 would promote float32 to float64
-    for i in range(n):
-        for j in range(b):
-            dLdZ[i, j] = A[i, j] * (one - A[i, j]) * dLdA[i, j]
+    for i in range(A.size):
+        dLdZ.flat[i] = A.flat[i] * (one - A.flat[i]) * dLdA.flat[i]
 
 
 @jit
@@ -383,8 +371,8 @@ def linear_backward(W, A, dLdZ):
 @jit
 def sgd_update(W, dLdW, lrate):
     """``W - lrate * dLdW`` as a new array; lrate is already of W's dtype."""
-    out = W.copy()
-    sgd_update_into(out, dLdW, lrate)
+    out = np.empty_like(W)
+    sgd_update_into(W, dLdW, lrate, out)
     return out
 
 
