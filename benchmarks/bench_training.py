@@ -109,6 +109,9 @@ class Latency:
     def timeraw_first_sgd_cold_cache(self):
         return COLD_CACHE + workloads.FIRST_SGD_SCRIPT
 
+    def timeraw_first_sgd_cold_cache_loop_jitted(self):
+        return COLD_CACHE + workloads.FIRST_SGD_JITTED_SCRIPT
+
 
 class Agreement:
     """The largest weight difference between backends after 2000 steps of the notebook's job,

@@ -35,6 +35,10 @@ from fastffn.workloads import network
 X, Y = fastffn.hard()
 network((2, 10, 10, 2)).sgd(X, Y, 10000, report=False, every=None)
 """
+#: The same where the install built no extension (``backends.aot``): the loop is jitted.
+FIRST_SGD_JITTED_SCRIPT = (
+    "import fastffn.backends.aot as aot\naot.extension = lambda: None\n" + FIRST_SGD_SCRIPT
+)
 
 
 def _trainer(widths, X, Y, path, dtype, iters, report=False, every=None, **sgd):

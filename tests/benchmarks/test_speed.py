@@ -137,19 +137,22 @@ def test_mlp_epoch(benchmark, dtype, path):
     assert model.dtype == dtype
 
 
-@pytest.mark.parametrize("cache", ["warm", "cold"])
-def test_first_call(benchmark, cache):
-    """A fresh interpreter's import and first sgd call, compile cache warm or cold."""
+@pytest.mark.parametrize(("cache", "jitted"), [("warm", False), ("cold", False), ("cold", True)])
+def test_first_call(benchmark, cache, jitted):
+    """A fresh interpreter's import and first sgd call, compile cache warm or cold (and
+    cold without the loop compiled at install: what jitting it costs)."""
+    script = workloads.FIRST_SGD_JITTED_SCRIPT if jitted else workloads.FIRST_SGD_SCRIPT
     with tempfile.TemporaryDirectory() as warm_dir:
 
         def run():
             cache_dir = warm_dir if cache == "warm" else tempfile.mkdtemp()
             env = {**os.environ, "NUMBA_CACHE_DIR": cache_dir}
-            subprocess.run([sys.executable, "-c", workloads.FIRST_SGD_SCRIPT], env=env, check=True)
+            subprocess.run([sys.executable, "-c", script], env=env, check=True)
 
         run()  # fills the warm cache
         benchmark.group = "first sgd call in a fresh process (notebook job)"
-        benchmark.extra_info.update(workload=benchmark.group, backend=f"numba, {cache} cache")
+        backend = f"numba, {cache} cache" + (", loop jitted" if jitted else "")
+        benchmark.extra_info.update(workload=benchmark.group, backend=backend)
         benchmark.pedantic(run, rounds=3 if cache == "warm" else 1)
 
 
