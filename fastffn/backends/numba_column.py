@@ -70,7 +70,6 @@ def column_steps(
 ):  # fmt: skip
     """``sgd_steps`` for batches of one sample (indices iters by 1), one column at a time."""
     L = ops.size
-    zero, one = params.dtype.type(0), params.dtype.type(1)
     width = XT.shape[1]
     for k in range(L):  # a loop, not shapes[:, 1].max(): that compiles for a second
         width = max(width, shapes[k, 1])
@@ -79,13 +78,34 @@ def column_steps(
     grads = np.empty(params.size if hyper is not None else 0, dtype=params.dtype)
     limit = params.dtype.type(np.finfo(params.dtype).max / 2)  # see column_update
 
-    record = -1 if every is None else first_record(first, every)
-    for it in range(indices.shape[0]):
-        if every is not None and it == record:  # pruned where every is None: not compiled
+    S = indices.shape[0]
+    record = S if every is None else first_record(first, every)
+    start = 0
+    while start < S:
+        if every is not None and start == record:  # pruned where every is None: not compiled
             record += every
-            hits[it] = column_correct(ops, shapes, params, XT, YT)
-            if hits[it] < 0:
-                return it
+            hits[start] = column_correct(ops, shapes, params, XT, YT)
+            if hits[start] < 0:
+                return start
+        stop = min(S, record)  # the steps up to the next record: a loop with no record in it
+        done = column_run(ops, shapes, params, XT, YT, indices, rates, tiny, rule, slots, hyper,
+                          losses, start, stop, acts, grad, grads, limit)  # fmt: skip
+        if done < stop:
+            return done
+        start = stop
+    return S
+
+
+@jit(fastmath=FASTMATH)
+def column_run(
+    ops, shapes, params, XT, YT, indices, rates, tiny, rule, slots, hyper,
+    losses, start, stop, acts, grad, grads, limit,
+):  # fmt: skip
+    """Steps ``start`` to ``stop`` of ``column_steps``, in its buffers; returns the index of
+    the first step that diverged, or ``stop``."""
+    L = ops.size
+    zero, one = params.dtype.type(0), params.dtype.type(1)
+    for it in range(start, stop):
         t = indices[it, 0]
         column_forward(ops, shapes, params, XT, t, acts)
         loss, total = zero, zero
@@ -141,7 +161,7 @@ def column_steps(
             column_update(ops, shapes, params, acts, grad, rates[it])
         else:
             return it
-    return indices.shape[0]
+    return stop
 
 
 @jit(fastmath=False)
