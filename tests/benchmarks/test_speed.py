@@ -34,40 +34,21 @@ def measure(benchmark, run, workload, backend, gate=False):
     return benchmark(run)
 
 
-def measure_alternately(benchmark, runs, workload, gate=False):
-    """Times each of ``runs`` ({path: run}) in turn in one benchmark; each path's minimum goes
-    to extra_info's "paths" (ratios.py). As a benchmark each they ran seconds apart, and
-    this machine's speed moves by up to 2x from second to second."""
-    times = {path: [] for path in runs}
-
-    def each_path():
-        for path, run in runs.items():
-            start = time.perf_counter()
-            run()
-            times[path].append(time.perf_counter() - start)
-
-    measure(benchmark, each_path, workload, " and ".join(runs), gate)
-    benchmark.extra_info["paths"] = {path: min(seconds) for path, seconds in times.items()}
-
-
+@pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
 @pytest.mark.parametrize("size", KERNEL_SIZES)
 @pytest.mark.parametrize("name", KERNELS)
-def test_kernel(benchmark, name, size, dtype):
-    """Each kernel of the table on every backend, the backends in turn."""
+def test_kernel(benchmark, name, size, dtype, backend):
     m, n, b = KERNEL_SIZES[size]
-    runs = {
-        backend: workloads.kernel_call(name, backend, m, n, b, np.dtype(dtype))
-        for backend in BACKENDS
-    }
-    measure_alternately(benchmark, runs, f"{name} m={m} n={n} b={b} {dtype}")
+    run = workloads.kernel_call(name, backend, m, n, b, np.dtype(dtype))
+    measure(benchmark, run, f"{name} m={m} n={n} b={b} {dtype}", backend)
 
 
+@pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("classes", SOFTMAX_CLASSES)
-def test_softmax_backward(benchmark, classes):
-    runs = {b: workloads.kernel_call("softmax_backward", b, 1, classes, 128) for b in BACKENDS}
-    workload = f"W3 softmax_backward n={classes} b=128"
-    measure_alternately(benchmark, runs, workload, gate=classes >= 100)
+def test_softmax_backward(benchmark, classes, backend):
+    run = workloads.kernel_call("softmax_backward", backend, 1, classes, 128)
+    measure(benchmark, run, f"W3 softmax_backward n={classes} b=128", backend, gate=classes >= 100)
 
 
 @pytest.mark.parametrize("path", workloads.PATHS)
@@ -78,10 +59,21 @@ def test_notebook_job(benchmark, path):
 
 
 def test_notebook_job_reports(benchmark):
-    """W1 with the notebook's report lines every 250 steps against none ("numba" is on)."""
+    """W1 with the notebook's report lines every 250 steps against none ("numba" is on),
+    the two run alternately in one benchmark: as two benchmarks they ran seconds apart,
+    and this machine's speed moves by up to 2x from second to second."""
     runs = {"numba": workloads.notebook_job_reports(True)}
     runs["reports off"] = workloads.notebook_job_reports(False)
-    measure_alternately(benchmark, runs, "W1 with report lines every 250 (numba: on)")
+    times = {path: [] for path in runs}
+
+    def both():
+        for path, run in runs.items():
+            start = time.perf_counter()
+            run()
+            times[path].append(time.perf_counter() - start)
+
+    measure(benchmark, both, "W1 with report lines every 250 (numba: on)", "on and off")
+    benchmark.extra_info["paths"] = {path: min(seconds) for path, seconds in times.items()}
 
 
 def test_notebook_job_verbatim(benchmark):
