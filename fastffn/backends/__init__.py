@@ -20,9 +20,14 @@ import os
 BACKENDS = ("numba", "numpy")
 #: Columns an accuracy pass runs at once, on every path: bounds its memory on large data.
 ACCURACY_BLOCK = 4096
-#: From this many multiply-adds (m * n * b) a product goes to BLAS; below, plain loops
-#: (for the notebook's 2-10-10-2 network a BLAS call costs more than the arithmetic).
+#: From this many multiply-adds (m * n) a product with one column goes to BLAS; below,
+#: plain loops along memory (for the notebook's 2-10-10-2 network a BLAS call costs
+#: more than the arithmetic; up to 100 by 100 the loops are 1-3x faster).
 BLAS_MIN_FLOPS = 32_768
+#: From this many (m * n * b) a product of several columns goes to BLAS: its kernels
+#: hold b columns' sums in registers, where a loop reads and writes them at every
+#: multiply-add (16 by 10 by 32: 2.3x faster in BLAS; 10 by 10 by 2: 1.7x).
+BLAS_MIN_BATCH_FLOPS = 256
 #: The compiled loops' op codes, one per kernel family: ``fastffn.training`` maps a
 #: Linear layer to "linear" and an activation to its kernel name.
 OPS = ("linear", "tanh", "relu", "sigmoid", "softmax")

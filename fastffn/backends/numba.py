@@ -12,8 +12,9 @@ loop (``numba_loop.sgd_steps``) calls those with buffers it allocates once, so
 both paths run the same arithmetic.
 
 Small matrix products are plain loops: for the notebook's 2-10-10-2 network a
-BLAS call costs more than the arithmetic. From ``BLAS_MIN_FLOPS`` on they go to
-BLAS through ``np.dot``, as NumPy's do. A batch of one column (the notebook's
+BLAS call costs more than the arithmetic. From ``BLAS_MIN_FLOPS`` on (one column)
+or ``BLAS_MIN_BATCH_FLOPS`` (several; ``blas_wins``) they go to BLAS through
+``np.dot``, as NumPy's do. A batch of one column (the notebook's
 SGD) gets loops of its own whose inner loop runs along memory, 3-4x faster than
 the general order there.
 """
@@ -23,7 +24,7 @@ import math
 
 import numpy as np
 
-from . import BLAS_MIN_FLOPS
+from . import BLAS_MIN_BATCH_FLOPS, BLAS_MIN_FLOPS
 from . import numpy as reference
 from ._numba_cache import jit
 
@@ -120,12 +121,22 @@ def simd_tanh(x):
 # --- matrix products into given arrays -----------------------------------------
 
 
+@jit
+def blas_wins(m, n, b, loop_flops):
+    """Whether a product of m * n * b multiply-adds is faster through BLAS than as loops
+    (``BLAS_MIN_FLOPS``, ``BLAS_MIN_BATCH_FLOPS``), whose sums along memory keep up with
+    BLAS ``loop_flops`` times longer: 4 for ``A @ D.T``, 1 for the others."""
+    if b == 1:
+        return m * n >= BLAS_MIN_FLOPS
+    return m * n * b >= loop_flops * BLAS_MIN_BATCH_FLOPS
+
+
 @jit(fastmath=FASTMATH)
 def matmul_tn_into(W, A, out):
     """``out = W.T @ A`` for W m by n, A m by b and out n by b."""
     m, n = W.shape
     b = A.shape[1]
-    if m * n * b >= BLAS_MIN_FLOPS:
+    if blas_wins(m, n, b, 1):
         np.dot(W.T, A, out)
         return
     out[:] = 0
@@ -147,7 +158,7 @@ def matmul_nt_into(A, D, out):
     """``out = A @ D.T`` for A m by b, D n by b and out m by n."""
     m, b = A.shape
     n = D.shape[0]
-    if m * n * b >= BLAS_MIN_FLOPS:
+    if blas_wins(m, n, b, 4):
         np.dot(A, D.T, out)
         return
     if b == 1:  # one column: an outer product
@@ -164,15 +175,15 @@ def matmul_nt_into(A, D, out):
             out[k, i] = s
 
 
-@jit
+@jit(fastmath=FASTMATH)
 def matmul_nn_into(W, D, out):
     """``out = W @ D`` for W m by n, D n by b and out m by b."""
     m, n = W.shape
     b = D.shape[1]
-    if m * n * b >= BLAS_MIN_FLOPS:
+    if blas_wins(m, n, b, 1):
         np.dot(W, D, out)
         return
-    if b == 1:  # one column: a dot product per row of W, summed in the same order
+    if b == 1:  # one column: a dot product per row of W, in SIMD lanes
         for k in range(m):
             s = W.dtype.type(0)
             for i in range(n):
