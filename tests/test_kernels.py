@@ -70,13 +70,13 @@ def test_softmax_forward_ties_and_class_fun_pick_the_first(backend):
     np.testing.assert_array_equal(KERNELS["class_fun"](backend, Y), [0, 1, 0])
 
 
-def _loop_of(scalar):
-    """A jitted loop of the jitted scalar function over a vector, into float64."""
+def _loop_of(scalar, dtype=np.float64):
+    """A jitted loop of the jitted scalar function over a vector, into ``dtype``."""
     from numba import njit
 
     @njit
     def apply(x):
-        out = np.empty_like(x, dtype=np.float64)
+        out = np.empty_like(x, dtype=dtype)
         for i in range(x.size):
             out[i] = scalar(x[i])
         return out
@@ -102,6 +102,22 @@ def test_simd_exp_is_libm_exp_within_2_ulp():
     got32 = exps(x32).astype(np.float32)  # a correctly rounded float32 exp (NumPy's is 2 ulp)
     want32 = np.exp(x32.astype(np.float64)).astype(np.float32)
     assert np.all(np.abs(got32 - want32) <= np.spacing(want32))
+
+
+def test_simd_expf_is_within_1_ulp_of_exp_over_the_float32_range():
+    """The float32 exp of the float32 softmax and sigmoid loops (``exp_lanes``)."""
+    from fastffn.backends.numba import simd_expf
+
+    exps = _loop_of(simd_expf, np.float32)
+
+    rng = np.random.default_rng(0)
+    ranges = [(-1, 1), (-20, 20), (-104, -85), (80, 88.72), (-1e-6, 1e-6)]
+    x = np.concatenate([rng.uniform(lo, hi, 20_000) for lo, hi in ranges]).astype(np.float32)
+    got, exact = exps(x), np.exp(x.astype(np.float64))
+    assert np.all(np.abs(got - exact) <= np.spacing(exact.astype(np.float32)))
+    edges = np.array([np.nan, np.inf, -np.inf, 0, -0.0, 88.73, -104, -103.9, 1e-30], np.float32)
+    with np.errstate(over="ignore"):
+        np.testing.assert_array_equal(exps(edges), np.exp(edges))  # inf, 0, denormal, NaN
 
 
 def test_simd_tanh_is_libm_tanh_within_3_ulp():
