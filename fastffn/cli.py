@@ -99,11 +99,11 @@ class ProgressLine:
 
     def __init__(self, total, unit, delay=2.0):
         self.total, self.unit, self.delay = total, unit, delay
-        self.start = self.shown = time.perf_counter()
+        self.start, self.shown = time.perf_counter(), None  # None: not drawn yet
 
     def update(self, done, extra=""):
         now = time.perf_counter()
-        if now - self.start > self.delay and now - self.shown > 0.5:
+        if now - self.start >= self.delay and (self.shown is None or now - self.shown > 0.5):
             self.show(done, now, extra)
 
     def show(self, done, now, extra=""):
@@ -119,7 +119,7 @@ class ProgressLine:
 
     def close(self, finished, extra=""):
         """Ends the line (at 100% when ``finished``) so that later output starts a line."""
-        if self.shown > self.start:
+        if self.shown is not None:
             if finished:
                 self.show(self.total, time.perf_counter(), extra)
             print(file=sys.stderr)

@@ -5,6 +5,7 @@ import json
 import pytest
 
 from benchmarks import bench_kernels
+from fastffn import backends
 from fastffn.backends import BACKENDS
 from fastffn.testing import KERNELS
 
@@ -17,9 +18,24 @@ def parametrized(test, argname):
     return list(mark.args[1])
 
 
+class Benchmark:
+    """pytest-benchmark's fixture as ``test_speed.measure`` uses it: runs the function once."""
+
+    def __init__(self):
+        self.extra_info, self.calls = {}, 0
+
+    def __call__(self, run):
+        self.calls += 1
+        return run()
+
+
 def test_pytest_benchmark_times_every_kernel_on_every_backend():
     assert parametrized(test_speed.test_kernel, "name") == list(KERNELS)
-    assert parametrized(test_speed.test_kernel, "backend") == list(BACKENDS)
+    benchmark = Benchmark()
+    test_speed.test_kernel(benchmark, "relu_forward", "notebook", "float32")
+    assert benchmark.calls == 1
+    assert list(benchmark.extra_info["paths"]) == list(BACKENDS)
+    assert all(seconds > 0 for seconds in benchmark.extra_info["paths"].values())
 
 
 def test_asv_times_every_kernel_on_every_backend_and_tracks_its_agreement():
@@ -50,3 +66,22 @@ def test_ratio_table_fails_only_when_numba_loses_a_gated_workload(
     out = capsys.readouterr().out
     assert f"{1.0 / numba_seconds:7.2f}x" in out
     assert ("FAIL W1: numba is 2.00x slower than numpy" in out) == bool(status)
+
+
+def test_ratio_table_says_where_both_backends_run_one_function(tmp_path, capsys):
+    bench = {"workload": "tanh_forward", "paths": {"numpy": 1.0, "numba": 1.01}}
+    path = tmp_path / "b.json"
+    for same in (True, False):
+        info = {**bench, "backend": "numpy and numba", "same_function": same}
+        path.write_text(json.dumps({"benchmarks": [{"extra_info": info, "stats": {"min": 2.0}}]}))
+        assert ratios.main(str(path)) == 0
+        assert ("the same function in both backends" in capsys.readouterr().out) == same
+
+
+def test_a_kernel_the_numba_backend_takes_from_the_reference_is_marked_so():
+    benchmark = Benchmark()
+    test_speed.test_kernel(benchmark, "tanh_forward", "notebook", "float64")
+    numba, numpy = (backends.load(b).tanh_forward for b in ("numba", "numpy"))
+    assert benchmark.extra_info["same_function"] == (numba is numpy)
+    test_speed.test_kernel(benchmark, "relu_forward", "notebook", "float64")
+    assert benchmark.extra_info["same_function"] is False

@@ -392,17 +392,41 @@ def softmax_nll_backward_into(Ypred, Y, dLdZ):
 # --- the table's kernels: allocate, then compute into -----------------------------
 
 
-@jit
 def linear_forward(W, W0, A):
-    """``W.T @ A + W0``: W m by n, W0 n by 1, A m by b; returns n by b."""
+    """``W.T @ A + W0``: W m by n, W0 n by 1, A m by b; returns n by b.
+
+    From BLAS's size (``blas_wins``) the layers' kernels take NumPy's matmul, the
+    BLAS the reference and the user's own NumPy code call: jitted code's np.dot
+    calls SciPy's, and with two BLAS libraries in turn, each one's threads, still
+    spinning after its call, slow the other (256 by 256 by 128: up to 6x). The bias
+    is then added in place, with no second n by b array. Below, the jitted loops.
+    """
+    if blas_wins.py_func(W.shape[0], W.shape[1], A.shape[1], 1):
+        Z = W.T @ A
+        Z += W0
+        return Z
+    return _linear_forward(W, W0, A)
+
+
+@jit
+def _linear_forward(W, W0, A):
     Z = np.empty((W.shape[1], A.shape[1]), dtype=W.dtype)
     linear_forward_into(W, W0, A, Z)
     return Z
 
 
-@jit
 def linear_backward(W, A, dLdZ):
-    """Returns dLdW (m by n), dLdW0 (n by 1) and dLdA (m by b), summed over b."""
+    """Returns dLdW (m by n), dLdW0 (n by 1) and dLdA (m by b), summed over b: the
+    products in NumPy's BLAS from its size, as ``linear_forward``."""
+    if blas_wins.py_func(W.shape[0], W.shape[1], A.shape[1], 1):
+        dLdW0 = np.empty((W.shape[1], 1), dtype=W.dtype)
+        row_sums_into(dLdZ, dLdW0)
+        return A @ dLdZ.T, dLdW0, W @ dLdZ
+    return _linear_backward(W, A, dLdZ)
+
+
+@jit
+def _linear_backward(W, A, dLdZ):
     dLdW = np.empty_like(W)
     dLdW0 = np.empty((W.shape[1], 1), dtype=W.dtype)
     dLdA = np.empty_like(A)

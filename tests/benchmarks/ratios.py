@@ -15,18 +15,21 @@ from collections import defaultdict
 
 
 def table(benchmarks):
-    """Rows of (workload, {backend: seconds}, gate), in the file's order.
+    """Rows of (workload, {backend: seconds}, gate, same function), in the file's order.
 
     A benchmark that ran several paths alternately gives each one's minimum in its
-    extra_info's ``paths``.
+    extra_info's ``paths``; ``same_function`` marks a kernel both backends run as one
+    function (a tie by construction, whatever its ratio in a run).
     """
-    times, gates = defaultdict(dict), {}
+    times, gates, same = defaultdict(dict), {}, set()
     for bench in benchmarks:
         info = bench["extra_info"]
         paths = info.get("paths", {info["backend"]: bench["stats"]["min"]})
         times[info["workload"]].update(paths)
         gates[info["workload"]] = info.get("gate", False)
-    return [(workload, times[workload], gates[workload]) for workload in times]
+        if info.get("same_function"):
+            same.add(info["workload"])
+    return [(workload, times[workload], gates[workload], workload in same) for workload in times]
 
 
 def describe(times, reference, skip=("numpy", "numba")):
@@ -41,11 +44,11 @@ def describe(times, reference, skip=("numpy", "numba")):
 def main(path):
     with open(path) as f:
         rows = table(json.load(f)["benchmarks"])
-    width = max(len(w) for w, _, _ in rows)
+    width = max(len(w) for w, *_ in rows)
     header = f"{'numpy':>10}  {'numba':>10}  {'speed-up':>8}  {'vs JAX':>7}  other"
     print(f"{'workload':<{width}}  {header}")
     failures = []
-    for workload, times, gate in rows:
+    for workload, times, gate, same in rows:
         reference, fast, jax = times.get("numpy"), times.get("numba"), times.get("jax")
         # numba's speed as a multiple of JAX's, measured in the same run.
         versus_jax = f"{jax / fast:6.2f}x" if jax and fast else ""
@@ -62,6 +65,8 @@ def main(path):
             continue
         ratio = reference / fast
         others = describe(times, reference, ("numpy", "numba", "jax"))
+        if same:
+            others = "the same function in both backends (NumPy's)"
         print(
             f"{workload:<{width}}  {reference * 1e3:8.3g}ms  {fast * 1e3:8.3g}ms  "
             f"{ratio:7.2f}x  {versus_jax:>7}  {others}"

@@ -16,7 +16,7 @@ import time
 import numpy as np
 import pytest
 
-from fastffn import SoftMax, hard, workloads
+from fastffn import SoftMax, backends, hard, workloads
 from fastffn.backends import BACKENDS
 from fastffn.testing import KERNELS, TRAINING_TOLERANCE
 
@@ -34,21 +34,48 @@ def measure(benchmark, run, workload, backend, gate=False):
     return benchmark(run)
 
 
-@pytest.mark.parametrize("backend", BACKENDS)
+def measure_in_turns(benchmark, runs, workload, gate=False, turn=0.005):
+    """Times the paths of ``runs`` ({path: run}) in turns in one benchmark, each for about
+    ``turn`` seconds of calls a round; each path's time a call (its fastest turn's mean)
+    goes to extra_info's "paths", which ratios.py reads. As a benchmark each, the paths
+    ran seconds apart, and this machine's speed moves by up to 2x from second to
+    second; turns of many calls keep each path's caches warm for it."""
+    calls, times = {}, {path: [] for path in runs}
+    for path, run in runs.items():
+        start = time.perf_counter()
+        run()
+        calls[path] = max(1, int(turn / (time.perf_counter() - start)))
+
+    def in_turns():
+        for path, run in runs.items():
+            start = time.perf_counter()
+            for _ in range(calls[path]):
+                run()
+            times[path].append((time.perf_counter() - start) / calls[path])
+
+    measure(benchmark, in_turns, workload, " and ".join(runs), gate)
+    benchmark.extra_info["paths"] = {path: min(seconds) for path, seconds in times.items()}
+
+
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
 @pytest.mark.parametrize("size", KERNEL_SIZES)
 @pytest.mark.parametrize("name", KERNELS)
-def test_kernel(benchmark, name, size, dtype, backend):
+def test_kernel(benchmark, name, size, dtype):
+    """Each kernel of the table on every backend, the backends in turns."""
     m, n, b = KERNEL_SIZES[size]
-    run = workloads.kernel_call(name, backend, m, n, b, np.dtype(dtype))
-    measure(benchmark, run, f"{name} m={m} n={n} b={b} {dtype}", backend)
+    runs = {bk: workloads.kernel_call(name, bk, m, n, b, np.dtype(dtype)) for bk in BACKENDS}
+    measure_in_turns(benchmark, runs, f"{name} m={m} n={n} b={b} {dtype}")
+    # A backend may take the reference's own function where nothing beats it (tanh_forward
+    # where NumPy's tanh is AVX-512): the table then says so beside the ratio, a tie.
+    functions = {getattr(backends.load(bk), name) for bk in BACKENDS}
+    benchmark.extra_info["same_function"] = len(functions) == 1
 
 
-@pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("classes", SOFTMAX_CLASSES)
-def test_softmax_backward(benchmark, classes, backend):
-    run = workloads.kernel_call("softmax_backward", backend, 1, classes, 128)
-    measure(benchmark, run, f"W3 softmax_backward n={classes} b=128", backend, gate=classes >= 100)
+def test_softmax_backward(benchmark, classes):
+    runs = {bk: workloads.kernel_call("softmax_backward", bk, 1, classes, 128) for bk in BACKENDS}
+    workload = f"W3 softmax_backward n={classes} b=128"
+    measure_in_turns(benchmark, runs, workload, gate=classes >= 100)
 
 
 @pytest.mark.parametrize("path", workloads.PATHS)
@@ -60,20 +87,10 @@ def test_notebook_job(benchmark, path):
 
 def test_notebook_job_reports(benchmark):
     """W1 with the notebook's report lines every 250 steps against none ("numba" is on),
-    the two run alternately in one benchmark: as two benchmarks they ran seconds apart,
-    and this machine's speed moves by up to 2x from second to second."""
+    in turns of one run each."""
     runs = {"numba": workloads.notebook_job_reports(True)}
     runs["reports off"] = workloads.notebook_job_reports(False)
-    times = {path: [] for path in runs}
-
-    def both():
-        for path, run in runs.items():
-            start = time.perf_counter()
-            run()
-            times[path].append(time.perf_counter() - start)
-
-    measure(benchmark, both, "W1 with report lines every 250 (numba: on)", "on and off")
-    benchmark.extra_info["paths"] = {path: min(seconds) for path, seconds in times.items()}
+    measure_in_turns(benchmark, runs, "W1 with report lines every 250 (numba: on)", turn=0)
 
 
 def test_notebook_job_verbatim(benchmark):
