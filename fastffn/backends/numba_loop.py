@@ -96,25 +96,21 @@ def gemm_update(typingctx, W, A, G, alpha):
     return types.int32(W, A, G, alpha), codegen
 
 
-@jit(fastmath=FASTMATH)
-def sgd_product_update(W, W0, A, G, rate):
+@jit
+def sgd_product_update(W, W0, A, G, rate, dW, dW0):
     """The notebook's step on a Linear module from its input A (m by b) and the gradient
-    G (n by b) by its output: ``W -= rate * A @ G.T``, ``W0 -= rate * G.sum(1)``,
-    the product in BLAS (``gemm_update``) where ``blas_wins``, else a loop as
-    ``matmul_nt_into``'s, each sum taken away as it is made."""
+    G (n by b) by its output: ``W -= rate * A @ G.T``, ``W0 -= rate * G.sum(1)``.
+    The product in one BLAS call where ``blas_wins`` (``gemm_update``: no dW made),
+    else made in dW by ``matmul_nt_into`` and then taken away, as ``update`` does;
+    the bias's sums in dW0 (n by 1)."""
     (m, n), b = W.shape, A.shape[1]
     if not (blas_wins(m, n, b, 4) and gemm_update(W, A, G, -rate) == 0):
-        for r in range(m):
-            for i in range(n):
-                s = W.dtype.type(0)
-                for j in range(b):
-                    s += A[r, j] * G[i, j]
-                W[r, i] -= rate * s
+        matmul_nt_into(A, G, dW)
+        for i in range(W.size):
+            W.flat[i] -= rate * dW.flat[i]
+    row_sums_into(G, dW0)
     for i in range(n):
-        s = W.dtype.type(0)
-        for j in range(b):
-            s += G[i, j]
-        W0[i, 0] -= rate * s
+        W0[i, 0] -= rate * dW0[i, 0]
 
 
 @jit(fastmath=FASTMATH)
@@ -308,7 +304,7 @@ def steps(
             for k in range(L - 1):
                 if ops[k] == LINEAR:
                     A = Xb if k == 0 else out[k - 1]
-                    sgd_product_update(W[k], W0[k], A, grad[k + 1], rates[it])
+                    sgd_product_update(W[k], W0[k], A, grad[k + 1], rates[it], dW[k], dW0[k])
             continue
         if hyper is None:
             for k in range(L - 1):
