@@ -86,7 +86,7 @@ def _loop_of(scalar, dtype=np.float64):
 
 def test_simd_exp_is_libm_exp_within_2_ulp():
     """The vectorisable exp of the softmax and sigmoid loops, over exp's whole float64 range."""
-    from fastffn.backends.numba import simd_exp
+    from fastffn.backends.simd import simd_exp
 
     exps = _loop_of(simd_exp)
 
@@ -106,7 +106,7 @@ def test_simd_exp_is_libm_exp_within_2_ulp():
 
 def test_simd_expf_is_within_1_ulp_of_exp_over_the_float32_range():
     """The float32 exp of the float32 softmax and sigmoid loops (``exp_lanes``)."""
-    from fastffn.backends.numba import simd_expf
+    from fastffn.backends.simd import simd_expf
 
     exps = _loop_of(simd_expf, np.float32)
 
@@ -122,7 +122,7 @@ def test_simd_expf_is_within_1_ulp_of_exp_over_the_float32_range():
 
 def test_simd_tanh_is_libm_tanh_within_3_ulp():
     """The vectorisable tanh of the Tanh loops, over tanh's range and its edges."""
-    from fastffn.backends.numba import simd_tanh
+    from fastffn.backends.simd import simd_tanh
 
     tanhs = _loop_of(simd_tanh)
 

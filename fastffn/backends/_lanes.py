@@ -15,7 +15,8 @@ caller uncachable (Numba keeps the function object as a dynamic global).
 import numpy as np
 
 from ._numba_cache import jit
-from .numba import FASTMATH, simd_exp, simd_tanh
+from .numba import FASTMATH
+from .simd import simd_exp, simd_tanh
 
 #: Models side by side in a group: the length of every tuple here.
 LANES = 8

@@ -13,8 +13,9 @@ transposes XT and YT (N by d and N by k, C order: each sample's numbers together
 import numpy as np
 
 from ._numba_cache import jit
-from .numba import FASTMATH, simd_tanh
+from .numba import FASTMATH
 from .numba_loop import LINEAR, RELU, SIGMOID, SOFTMAX, TANH, all_finite, first_record, update
+from .simd import simd_tanh
 
 
 @jit(fastmath=FASTMATH)
