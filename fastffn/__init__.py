@@ -14,7 +14,7 @@ from .datasets import (
     xor,
     xor_more,
 )
-from .layers import NLL, Layer, Linear, ReLU, Sigmoid, SoftMax, Tanh
+from .layers import NLL, Layer, LeakyReLU, Linear, ReLU, Sigmoid, SoftMax, Tanh
 from .optimizers import Optimizer
 from .persistence import load, save
 from .sequential import Sequential
@@ -27,6 +27,7 @@ __all__ = [
     "Linear",
     "Tanh",
     "ReLU",
+    "LeakyReLU",
     "Sigmoid",
     "SoftMax",
     "NLL",

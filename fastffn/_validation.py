@@ -109,11 +109,19 @@ def as_count(name, value, minimum=1, maximum=None):
 
 def as_step_size(name, value):
     """Returns ``value`` as a float if it is finite and > 0, else raises naming ``name``."""
+    return as_real(name, value, minimum=0.0, inclusive=False)
+
+
+def as_real(name, value, minimum=0.0, inclusive=True):
+    """Returns ``value`` (any real number: int, float, Fraction, NumPy scalar) as a finite
+    float >= ``minimum`` (> where not ``inclusive``), else raises naming ``name``."""
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise TypeError(f"{name} must be a real number, got {value!r}")
-    if not (np.isfinite(value) and value > 0):
-        raise ValueError(f"{name} must be finite and > 0, got {value}")
-    return float(value)
+    number = float(value)
+    if not (np.isfinite(number) and (number >= minimum if inclusive else number > minimum)):
+        bound = f">= {minimum:g}" if inclusive else f"> {minimum:g}"
+        raise ValueError(f"{name} must be finite and {bound}, got {value}")
+    return number
 
 
 def all_finite(arrays):

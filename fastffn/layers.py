@@ -20,7 +20,7 @@ and a two-line class.
 import numpy as np
 
 from . import backends
-from ._validation import as_count, as_matrix, check_dtype
+from ._validation import as_count, as_matrix, as_real, check_dtype
 
 
 class Layer:
@@ -180,17 +180,25 @@ class Linear(Layer):
 class Activation(Layer):
     """An elementwise layer computed by the kernels ``<kernel>_forward`` and ``<kernel>_backward``.
 
-    Subclasses set ``kernel``; ``A`` keeps the last forward pass's outputs.
+    Subclasses set ``kernel``, and ``coef`` where the layer has a coefficient that
+    its kernels take after their arrays (the name of its attribute, e.g. ``"slope"``);
+    ``A`` keeps the last forward pass's outputs.
     """
 
     kernel = None
+    coef = None
+
+    def coefficients(self, dtype):
+        """The kernels' arguments after the arrays, of ``dtype``: () or (coefficient,)."""
+        return () if self.coef is None else (np.dtype(dtype).type(getattr(self, self.coef)),)
 
     def forward(self, Z):
         """Computes the activation of the n by b pre-activations Z (n by b)."""
         return self._forward(as_matrix("Z", Z))
 
     def _forward(self, Z):
-        self.A = getattr(self.kernels, f"{self.kernel}_forward")(Z)
+        kernel = getattr(self.kernels, f"{self.kernel}_forward")
+        self.A = kernel(Z, *self.coefficients(Z.dtype))
         return self.A
 
     def backward(self, dLdA):
@@ -200,7 +208,8 @@ class Activation(Layer):
     def _backward(self, dLdA):
         if dLdA.dtype != self.A.dtype:
             dLdA = dLdA.astype(self.A.dtype)
-        return getattr(self.kernels, f"{self.kernel}_backward")(self.A, dLdA)
+        kernel = getattr(self.kernels, f"{self.kernel}_backward")
+        return kernel(self.A, dLdA, *self.coefficients(self.A.dtype))
 
 
 class Tanh(Activation):
@@ -213,6 +222,20 @@ class ReLU(Activation):
     """Rectified linear unit layer."""
 
     kernel = "relu"
+
+
+class LeakyReLU(Activation):
+    """Leaky rectified linear unit: Z where Z > 0, else ``slope * Z``.
+
+    Attributes:
+        slope (float): The gradient for negative inputs, finite and >= 0.
+
+    """
+
+    kernel, coef = "leaky_relu", "slope"
+
+    def __init__(self, slope=0.01):
+        self.slope = as_real("slope", slope)
 
 
 class Sigmoid(Activation):
@@ -274,7 +297,7 @@ class NLL(Layer):
 
 #: The built-in layers, by the name saved files give them. An elementwise
 #: activation also names its kernels and the command line's --activation.
-BUILTIN = {cls.__name__: cls for cls in (Linear, Tanh, ReLU, Sigmoid, SoftMax, NLL)}
+BUILTIN = {cls.__name__: cls for cls in (Linear, Tanh, ReLU, LeakyReLU, Sigmoid, SoftMax, NLL)}
 
 #: The hidden activations: elementwise layers, by kernel name.
 HIDDEN_ACTIVATIONS = {

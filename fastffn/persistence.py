@@ -53,6 +53,7 @@ def save(model, path):
                 "type": type(m).__name__,
                 "backend": m.backend,
                 **({"m": m.m, "n": m.n, "dtype": m.W.dtype.name} if type(m) is Linear else {}),
+                **({m.coef: getattr(m, m.coef)} if getattr(m, "coef", None) else {}),
             }
             for m in model.modules
         ],
@@ -131,7 +132,9 @@ def load(path):
                 modules.append(Linear.from_weights(W, W0, backend=backend))
                 k += 1
             else:
-                layer = BUILTIN[spec["type"]]()
+                cls = BUILTIN[spec["type"]]
+                coef = getattr(cls, "coef", None)  # LeakyReLU's slope
+                layer = cls(**{coef: spec[coef]}) if coef else cls()
                 layer.backend = backend
                 modules.append(layer)
         loss = header["loss"]

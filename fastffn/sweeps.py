@@ -24,6 +24,7 @@ import numpy as np
 
 from . import training
 from ._validation import as_count, as_step_size
+from .backends import Packed
 from .sequential import Sequential
 
 #: The grid's axes, in the order of its product (the last varies fastest).
@@ -146,9 +147,14 @@ def _build(build, config, like=None):
 
 
 def architecture(model):
-    """What models trained together share: module types, weight shapes and dtypes."""
+    """What models trained together share: module types, weight shapes and dtypes, and
+    coefficients (LeakyReLU's slope)."""
     return tuple(
-        (type(m).__name__, *((m.W.shape, m.W.dtype) if hasattr(m, "W") else ()))
+        (
+            type(m).__name__,
+            *((m.W.shape, m.W.dtype) if hasattr(m, "W") else ()),
+            *((getattr(m, m.coef),) if getattr(m, "coef", None) else ()),
+        )
         for m in [*model.modules, model.loss]
     )
 
@@ -253,9 +259,9 @@ class Groups:
         self.G = math.ceil(count / self.M)
         slots = [min(i, count - 1) for i in range(self.G * self.M)]  # padding repeats the last
         packed = [training.pack(m) for m in models]
-        self.ops, self.shapes = packed[0][0], packed[0][1]
-        dtype = packed[0][2].dtype
-        self.params = side_by_side([packed[i][2] for i in slots], self.G)
+        self.ops, self.shapes, self.coefs = packed[0].ops, packed[0].shapes, packed[0].coefs
+        dtype = packed[0].params.dtype
+        self.params = side_by_side([packed[i].params for i in slots], self.G)
         self.indices = side_by_side([draws[i] for i in slots], self.G)
         self.lrates = np.array([lrates[i] for i in slots], dtype=dtype).reshape(self.G, self.M)
         self.count, self.models = count, models
@@ -263,7 +269,7 @@ class Groups:
     def train(self, XT, YT, iters, every, progress, client):
         """Runs every step; the outputs land in this object's arrays."""
         records = len(range(training.next_record(0, every), iters, every)) if every else 0
-        arrays = (self.ops, self.shapes, self.params, XT, YT, self.indices, self.lrates)
+        arrays = (self.ops, self.shapes, self.coefs, self.params, XT, YT, self.indices, self.lrates)
         if client is None:
             per_model = lambda steps: progress(steps * self.count)  # noqa: E731
             out = _train_here(*arrays, every or 0, records, per_model, threads=os.cpu_count() or 1)
@@ -276,7 +282,7 @@ class Groups:
         """The groups in one chunk a worker thread, on the cluster; outputs in group order."""
         from distributed import as_completed
 
-        ops, shapes, params, XT, YT, indices, lrates = arrays
+        ops, shapes, coefs, params, XT, YT, indices, lrates = arrays
         threads = sum(client.nthreads().values()) or 1
         bounds = np.linspace(0, self.G, min(self.G, threads) + 1).round().astype(int)
         # Once to each worker, not once a task; unhashed, so that a release of an earlier
@@ -287,7 +293,9 @@ class Groups:
             for a, b in itertools.pairwise(bounds):
                 chunk = params[a:b], *data, indices[a:b], lrates[a:b]
                 futures.append(
-                    client.submit(_train_groups, ops, shapes, *chunk, every, records, pure=False)
+                    client.submit(
+                        _train_groups, ops, shapes, coefs, *chunk, every, records, pure=False
+                    )
                 )
             chunks = dict(zip([f.key for f in futures], itertools.pairwise(bounds), strict=True))
             for future in as_completed(futures):
@@ -305,7 +313,8 @@ class Groups:
         for i, c in enumerate(chosen):
             g, q = divmod(i, self.M)
             model = self.models[i]
-            training.attach(model, self.shapes, self.params[g, :, q].copy())
+            packed = Packed(self.ops, self.shapes, self.coefs, self.params[g, :, q].copy())
+            training.attach(model, packed)
             stopped = int(self.stopped[g, q])
             history = []
             for r in range(self.rec_losses.shape[1]):
@@ -341,7 +350,9 @@ def _outputs(params, records):
     )
 
 
-def _train_here(ops, shapes, params, XT, YT, indices, lrates, every, records, progress, threads):
+def _train_here(
+    ops, shapes, coefs, params, XT, YT, indices, lrates, every, records, progress, threads
+):
     """Every group's steps on ``threads`` threads (a group a thread at a time), in chunks
     of about ``training.CHUNK_SECONDS`` (progress between them, Ctrl-C lands there);
     then the final accuracies, a group a thread too."""
@@ -352,7 +363,7 @@ def _train_here(ops, shapes, params, XT, YT, indices, lrates, every, records, pr
     iters, G, M = indices.shape[1], params.shape[0], params.shape[2]
     hits = np.zeros((G, M), dtype=np.int64)
 
-    loop = numba_sweep.kernels(ops, shapes, indices.shape[2])
+    loop = numba_sweep.kernels(ops, shapes, coefs, indices.shape[2])
 
     def steps(g, it, count):
         loop.group_steps(
@@ -412,11 +423,22 @@ def _forget_pool():
 os.register_at_fork(after_in_child=_forget_pool)
 
 
-def _train_groups(ops, shapes, params, XT, YT, indices, lrates, every, records):
+def _train_groups(ops, shapes, coefs, params, XT, YT, indices, lrates, every, records):
     """``_train_here`` on a Dask worker thread, on that thread alone: its results
     instead of progress. The grid is cut into one chunk a worker thread."""
     return _train_here(
-        ops, shapes, params, XT, YT, indices, lrates, every, records, lambda s: None, threads=1
+        ops,
+        shapes,
+        coefs,
+        params,
+        XT,
+        YT,
+        indices,
+        lrates,
+        every,
+        records,
+        lambda s: None,
+        threads=1,
     )
 
 

@@ -92,7 +92,9 @@ def _draw(kind, rng, rows, cols):
     if kind in _DRAW:
         return _DRAW[kind](rng, rows, cols)
     forward = getattr(backends.load("numpy"), f"{kind}_forward")
-    return forward(_DRAW["logits"](rng, rows, cols))
+    layer = next(c for c in BUILTIN.values() if getattr(c, "kernel", None) == kind)()
+    Z = _DRAW["logits"](rng, rows, cols)
+    return forward(Z, *layer.coefficients(Z.dtype))  # a default layer's coefficient
 
 
 @dataclass(frozen=True)
@@ -141,8 +143,9 @@ class Kernel:
 def _activation_kernels():
     for cls in BUILTIN.values():
         if issubclass(cls, Activation):
-            yield Kernel(f"{cls.kernel}_forward", "logits:nb")
-            yield Kernel(f"{cls.kernel}_backward", f"{cls.kernel}:nb normal:nb")
+            coef = "" if cls.coef is None else " 0.01"  # LeakyReLU's slope
+            yield Kernel(f"{cls.kernel}_forward", "logits:nb" + coef)
+            yield Kernel(f"{cls.kernel}_backward", f"{cls.kernel}:nb normal:nb" + coef)
 
 
 KERNELS = {

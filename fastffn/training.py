@@ -26,7 +26,7 @@ import numpy as np
 
 from . import backends, sequential
 from ._validation import NonFiniteError, all_finite, as_count, as_step_size
-from .backends import BLAS_MIN_FLOPS, OPS, aot
+from .backends import BLAS_MIN_FLOPS, OPS, Packed, aot
 from .layers import NLL, Linear, SoftMax, is_builtin
 from .optimizers import as_optimizer
 
@@ -361,10 +361,11 @@ class CompiledRunner:
     def __init__(self, model, X, Y, optimizer):
         self.optimizer = optimizer
         self.scale, self.losses = 1.0, []  # set by Trainer.run
-        self.ops, self.shapes, self.params = pack(model)
-        attach(model, self.shapes, self.params)
+        self.packed = pack(model)
+        attach(model, self.packed)
         # What a step's time depends on, with the batch size (``_loop``'s chunks).
-        self.kind = self.ops.tobytes(), self.shapes.tobytes(), self.params.dtype, optimizer.code
+        ops, shapes, _, params = self.packed
+        self.kind = ops.tobytes(), shapes.tobytes(), params.dtype, optimizer.code
         self.X, self.Y = X, Y
 
     @functools.cached_property
@@ -381,7 +382,7 @@ class CompiledRunner:
         losses = np.full(count, np.nan, dtype=dtype)
         hits = np.zeros(count, dtype=np.int64)
         data = self.rows if samples.batch_size == 1 else (self.X, self.Y)
-        model = (self.ops, self.shapes, self.params, *data)
+        model = (*self.packed, *data)
         optimizer = self.optimizer
         rates = optimizer.step_sizes(lrate, count, dtype)
         rule = (optimizer.code, None, None)  # the notebook's step
@@ -404,7 +405,7 @@ class CompiledRunner:
         ahead of time for the notebook's step, ``backends.aot``), else ``sgd_steps``. numba
         is imported only where a loop is not compiled ahead."""
         if batch_size == 1:
-            dtype, plain = self.params.dtype, self.optimizer.plain
+            dtype, plain = self.packed.params.dtype, self.optimizer.plain
             return aot.column_function("column_steps", dtype, records=bool(every), plain=plain)
         from .backends.numba_loop import sgd_steps
 
@@ -428,24 +429,24 @@ def hits_in_loop(model, X, Y):
         return None
     if any(m.W.size >= BLAS_MIN_FLOPS for m in model.linear_layers):
         return None
-    ops, shapes, params = pack(model)
-    column_correct = aot.column_function("column_correct", params.dtype)
-    hits = column_correct(ops, shapes, params, samples_as_rows(X), samples_as_rows(Y))
+    packed = pack(model)
+    column_correct = aot.column_function("column_correct", packed.params.dtype)
+    hits = column_correct(*packed, samples_as_rows(X), samples_as_rows(Y))
     return hits if hits >= 0 else None
 
 
 def pack(model):
-    """A compilable model as the compiled loops take it (see ``numba_loop.sgd_steps``).
+    """A compilable model as the compiled loops take it, its weights in one fresh flat array.
 
     Returns:
-        tuple: The L op codes (int64), the L by 3 shapes (m, n and offset of W
-            for a Linear module; 0, width, 0 for others) and every weight in one
-            fresh flat array of the model's dtype.
+        Packed: Its op codes, shapes, coefficients and weights.
 
     """
     modules, linear = model.modules, model.linear_layers
+    dtype = linear[0].W.dtype
     ops = [OPS.index("linear" if type(m) is Linear else m.kernel) for m in modules]
     shapes = np.zeros((len(modules), 3), dtype=np.int64)
+    coefs = np.zeros(len(modules), dtype=dtype)
     width, offset = linear[0].m, 0
     for k, module in enumerate(modules):
         if type(module) is Linear:
@@ -454,16 +455,18 @@ def pack(model):
             offset += module.W.size + module.n
         else:
             shapes[k] = 0, width, 0
+            coefs[k] = sum(module.coefficients(dtype))  # its one coefficient, or 0
     params = np.concatenate([a.ravel() for m in linear for a in (m.W, m.W0)])
-    return np.array(ops, dtype=np.int64), shapes, params
+    return Packed(np.array(ops, dtype=np.int64), shapes, coefs, params)
 
 
-def attach(model, shapes, params):
-    """Makes the Linear layers' W and W0 views of ``params``, laid out as ``pack`` lays them."""
-    for module, (m, n, offset) in zip(model.modules, shapes, strict=True):
+def attach(model, packed):
+    """Makes the Linear layers' W and W0 views of ``packed.params``, laid out as ``pack`` lays
+    them."""
+    for module, (m, n, offset) in zip(model.modules, packed.shapes, strict=True):
         if type(module) is Linear:
-            module._W = params[offset : offset + m * n].reshape(m, n)
-            module._W0 = params[offset + m * n : offset + m * n + n].reshape(n, 1)
+            module._W = packed.params[offset : offset + m * n].reshape(m, n)
+            module._W0 = packed.params[offset + m * n : offset + m * n + n].reshape(n, 1)
 
 
 def samples_as_rows(X):

@@ -77,15 +77,16 @@ def test_an_extension_from_other_sources_is_not_used(monkeypatch):
 def test_arguments_are_checked_before_the_compiled_code_trusts_them():
     correct = aot.column_function("column_correct", np.float64)
     model = build(fastffn, "Tanh", (3, 5, 3))
-    ops, shapes, params = training.pack(model)
+    ops, shapes, coefs, params = training.pack(model)
     X, Y = blobs()
     XT = np.asfortranarray(X.T)
-    with pytest.raises(TypeError, match="column_correct's argument 3 must be"):
-        correct(ops, shapes, params, XT, np.ascontiguousarray(Y.T))
-    with pytest.raises(TypeError, match="argument 2"):
-        correct(ops, shapes, params.astype(np.float32), np.ascontiguousarray(XT), Y.T.copy())
-    assert correct(ops, shapes, params, np.ascontiguousarray(XT), Y.T.copy()) == (
-        numba_column.column_correct(ops, shapes, params, np.ascontiguousarray(XT), Y.T.copy())
+    with pytest.raises(TypeError, match="column_correct's argument 4 must be"):
+        correct(ops, shapes, coefs, params, XT, np.ascontiguousarray(Y.T))
+    with pytest.raises(TypeError, match="argument 3"):
+        correct(ops, shapes, coefs, params.astype(np.float32), np.ascontiguousarray(XT), Y.T.copy())
+    XT = np.ascontiguousarray(XT)
+    assert correct(ops, shapes, coefs, params, XT, Y.T.copy()) == (
+        numba_column.column_correct(ops, shapes, coefs, params, XT, Y.T.copy())
     )
 
 

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from fastffn import NLL, Linear, ReLU, Sequential, Sigmoid, SoftMax, Tanh
+from fastffn import NLL, LeakyReLU, Linear, ReLU, Sequential, Sigmoid, SoftMax, Tanh
 from fastffn.backends import load
 from fastffn.testing import KERNELS
 
@@ -28,7 +28,9 @@ def central_difference(f, x, eps):
     return grad
 
 
-@pytest.mark.parametrize("layer", [Tanh, ReLU, Sigmoid, SoftMax, lambda: Linear(4, 3)])
+@pytest.mark.parametrize(
+    "layer", [Tanh, ReLU, lambda: LeakyReLU(0.1), Sigmoid, SoftMax, lambda: Linear(4, 3)]
+)
 def test_layer_input_gradient(layer, backend, dtype):
     rng = np.random.default_rng(0)
     layer = layer()

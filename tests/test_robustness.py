@@ -313,3 +313,13 @@ def test_every_hidden_activation_saves_and_trains_compiled(tmp_path, activation)
     loaded = fastffn.load(tmp_path / "m.npz")
     assert [type(m) for m in loaded.modules] == [type(m) for m in model.modules]
     np.testing.assert_array_equal(loaded.forward(X_HARD), model.forward(X_HARD))
+
+
+def test_a_layer_coefficient_is_saved_and_checked(tmp_path):
+    model = Sequential([Linear(2, 5), fastffn.LeakyReLU(0.3), Linear(5, 2), SoftMax()], NLL())
+    fastffn.save(model, tmp_path / "m.npz")
+    assert fastffn.load(tmp_path / "m.npz").modules[1].slope == 0.3
+    with pytest.raises(ValueError, match="slope must be finite and >= 0"):
+        fastffn.LeakyReLU(-0.1)
+    with pytest.raises(TypeError, match="slope must be a real number"):
+        fastffn.LeakyReLU("0.1")

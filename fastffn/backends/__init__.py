@@ -16,6 +16,9 @@ import contextvars
 import glob
 import importlib
 import os
+from typing import NamedTuple
+
+import numpy as np
 
 BACKENDS = ("numba", "numpy")
 #: Columns an accuracy pass runs at once, on every path: bounds its memory on large data.
@@ -30,7 +33,27 @@ BLAS_MIN_FLOPS = 32_768
 BLAS_MIN_BATCH_FLOPS = 256
 #: The compiled loops' op codes, one per kernel family: ``fastffn.training`` maps a
 #: Linear layer to "linear" and an activation to its kernel name.
-OPS = ("linear", "tanh", "relu", "sigmoid", "softmax")
+OPS = ("linear", "tanh", "relu", "leaky_relu", "sigmoid", "softmax")
+
+
+class Packed(NamedTuple):
+    """A model as every compiled loop takes it (``fastffn.training.pack`` makes one).
+
+    Attributes:
+        ops (ndarray): The L module op codes (int64), indices into ``OPS``.
+        shapes (ndarray): L by 3 int64: for a Linear module its m, n and the
+            offset of its W in params (W0 follows W); for others 0, the width and 0.
+        coefs (ndarray): L numbers of the model's dtype: each activation's
+            coefficient (LeakyReLU's slope), 0 where it has none.
+        params (ndarray): Every weight, flat, of the model's dtype.
+
+    """
+
+    ops: np.ndarray
+    shapes: np.ndarray
+    coefs: np.ndarray
+    params: np.ndarray
+
 
 _default_backend = None  # read from FASTFFN_BACKEND on first use
 _block_backend = contextvars.ContextVar("fastffn_backend", default=None)

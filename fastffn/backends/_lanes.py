@@ -16,7 +16,7 @@ import numpy as np
 
 from ._numba_cache import jit
 from .numba import FASTMATH
-from .simd import simd_exp, simd_tanh
+from .simd import simd_exp
 
 #: Models side by side in a group: the length of every tuple here.
 LANES = 8
@@ -129,31 +129,10 @@ def below(a, b):
 
 
 @jit
-def where_nonzero(z, g):
-    """g where z is not 0, else 0, model by model: ReLU's backward pass."""
-    z0, z1, z2, z3, z4, z5, z6, z7 = z
-    g0, g1, g2, g3, g4, g5, g6, g7 = g
-    return (
-        g0 * (z0 != 0), g1 * (z1 != 0), g2 * (z2 != 0), g3 * (z3 != 0),
-        g4 * (z4 != 0), g5 * (z5 != 0), g6 * (z6 != 0), g7 * (z7 != 0),
-    )  # fmt: skip
-
-
-@jit
 def exp(a):
     """``simd_exp``, model by model."""
     a0, a1, a2, a3, a4, a5, a6, a7 = a
     return (
         simd_exp(a0), simd_exp(a1), simd_exp(a2), simd_exp(a3),
         simd_exp(a4), simd_exp(a5), simd_exp(a6), simd_exp(a7),
-    )  # fmt: skip
-
-
-@jit
-def tanh(a):
-    """``simd_tanh``, model by model."""
-    a0, a1, a2, a3, a4, a5, a6, a7 = a
-    return (
-        simd_tanh(a0), simd_tanh(a1), simd_tanh(a2), simd_tanh(a3),
-        simd_tanh(a4), simd_tanh(a5), simd_tanh(a6), simd_tanh(a7),
     )  # fmt: skip

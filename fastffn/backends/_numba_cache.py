@@ -9,14 +9,15 @@ equivalent on macOS and Windows). Where it cannot be written, kernels compile
 in memory for each process instead, without error.
 """
 
+import functools
+import hashlib
 import os
 import sys
 
 import numba
-from numba.core import caching
-from numba.core.compiler_lock import global_compiler_lock
 
 from . import sources
+from ._numba_private import cache_on_disk, with_slp_vectorizer
 
 
 def cache_dir():
@@ -32,30 +33,26 @@ def cache_dir():
     return os.path.join(base, "fastffn", "numba")
 
 
-class _Locator(caching._SourceFileBackedLocatorMixin, caching._CacheLocator):
-    """Numba's per-source-file cache, rooted at ``cache_dir()``."""
+def _source_stamp(py_file):
+    """What a cached function is valid for: the contents of every backend module (and of
+    its own file, for a module ``numba_sweep`` generated), not its file's alone.
 
-    def __init__(self, py_func, py_file):
-        self._py_file = py_file
-        self._lineno = py_func.__code__.co_firstlineno
-        self._cache_path = os.path.join(cache_dir(), self.get_suitable_cache_subpath(py_file))
+    Numba's own stamp is the function's file: a kernel compiled into a loop of
+    another file would stay cached after an edit. Here an edit to any backend
+    module recompiles them all, as does one to ``optimizers.py``, whose rule codes
+    the loops read.
+    """
+    paths = sources()
+    if os.path.dirname(py_file) != os.path.dirname(__file__):  # numba_sweep's
+        paths.append(py_file)
+    return tuple(_file_hash(path, *_stat(path)) for path in paths)
 
-    def get_cache_path(self):
-        return self._cache_path
 
-    def get_source_stamp(self):
-        """The contents of every backend module (and of the function's own file,
-        for a module ``numba_sweep`` generated), not its file's alone.
-
-        Numba's own stamp is the function's file: a kernel compiled into a loop
-        of another file would stay cached after an edit. Here an edit to any
-        backend module recompiles them all, as does one to ``optimizers.py``,
-        whose rule codes the loops read.
-        """
-        paths = sources()
-        if os.path.dirname(self._py_file) != os.path.dirname(__file__):  # numba_sweep's
-            paths.append(self._py_file)
-        return tuple(caching._hash_source_file(p, *_stat(p)) for p in paths)
+@functools.lru_cache(maxsize=256)
+def _file_hash(path, mtime, size):
+    """The SHA-256 of a file's contents, read once for each (mtime, size) it has."""
+    with open(path, "rb") as file:
+        return hashlib.sha256(file.read()).hexdigest()
 
 
 def _stat(path):
@@ -63,12 +60,8 @@ def _stat(path):
     return st.st_mtime, st.st_size
 
 
-class _Impl(caching.CompileResultCacheImpl):
-    _locator_classes = (_Locator,)  # and no other: never the in-tree __pycache__
-
-
-class _FunctionCache(caching.FunctionCache):
-    _impl_class = _Impl
+def _cache_path(subpath):
+    return os.path.join(cache_dir(), subpath)
 
 
 def jit(func=None, slp_vectorize=False, **options):
@@ -89,29 +82,7 @@ def jit(func=None, slp_vectorize=False, **options):
         return lambda func: jit(func, slp_vectorize, **options)
     options.setdefault("error_model", "numpy")
     dispatcher = numba.njit(**options)(func)
-    try:
-        dispatcher._cache = _FunctionCache(func)  # what njit(cache=True) does, relocated
-    except RuntimeError:  # no writable cache directory: compile in memory
-        pass
+    cache_on_disk(dispatcher, _cache_path, _source_stamp)  # njit(cache=True), relocated
     if slp_vectorize:
-        dispatcher.compile = _with_slp_vectorizer(dispatcher.compile)
+        with_slp_vectorizer(dispatcher)
     return dispatcher
-
-
-def _with_slp_vectorizer(compile):
-    """``compile`` with Numba's SLP setting on for its duration.
-
-    Numba reads the setting whenever it optimises a module; holding its compiler
-    lock keeps a compilation in another thread from seeing it.
-    """
-
-    def compile_with_slp(sig):
-        with global_compiler_lock:
-            before = numba.config.SLP_VECTORIZE
-            numba.config.SLP_VECTORIZE = 1
-            try:
-                return compile(sig)
-            finally:
-                numba.config.SLP_VECTORIZE = before
-
-    return compile_with_slp

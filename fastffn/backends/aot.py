@@ -33,12 +33,13 @@ DTYPES = ("float32", "float64")
 #: checks each call's arrays against them.
 ARGUMENTS = {
     "column_steps": (
-        *(("int", 1), ("int", 2), ("real", 1), ("real", 2), ("real", 2)),  # the model, X, Y
+        *(("int", 1), ("int", 2), ("real", 1), ("real", 1)),  # the model (``Packed``)
+        *(("real", 2), ("real", 2)),  # X, Y
         *(("int", 2), ("real", 1), ("real", 0)),  # indices, rates, tiny
         *(("int", 0), None, None),  # rule, slots, hyper
         *(("real", 1), ("int", 0), "every", ("int", 1)),  # losses, first, every, hits
     ),
-    "column_correct": (("int", 1), ("int", 2), ("real", 1), ("real", 2), ("real", 2)),
+    "column_correct": (("int", 1), ("int", 2), ("real", 1), ("real", 1), ("real", 2), ("real", 2)),
 }
 
 

@@ -16,14 +16,14 @@ from . import aot
 from .numba_column import column_correct, column_steps
 
 
-def steps(ops, shapes, params, XT, YT, indices, rates, tiny, rule, slots, hyper, losses, first,
-          every, hits):  # fmt: skip
-    return column_steps(ops, shapes, params, XT, YT, indices, rates, tiny, rule, slots, hyper,
-                        losses, first, every, hits)  # fmt: skip
+def steps(ops, shapes, coefs, params, XT, YT, indices, rates, tiny, rule, slots, hyper, losses,
+          first, every, hits):  # fmt: skip
+    return column_steps(ops, shapes, coefs, params, XT, YT, indices, rates, tiny, rule, slots,
+                        hyper, losses, first, every, hits)  # fmt: skip
 
 
-def correct(ops, shapes, params, XT, YT):
-    return column_correct(ops, shapes, params, XT, YT)
+def correct(ops, shapes, coefs, params, XT, YT):
+    return column_correct(ops, shapes, coefs, params, XT, YT)
 
 
 def signatures(dtype):

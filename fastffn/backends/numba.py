@@ -26,7 +26,8 @@ import numpy as np
 from . import BLAS_MIN_BATCH_FLOPS, BLAS_MIN_FLOPS
 from . import numpy as reference
 from ._numba_cache import jit
-from .simd import exp_lanes, simd_tanh
+from .ops import LEAKY_RELU, RELU, SIGMOID, TANH, backward_into, forward_into
+from .simd import exp_lanes
 
 #: From this many float32 numbers, NumPy's SIMD tanh beats the jitted loop
 #: (``simd_tanh`` works in float64, half NumPy's lanes).
@@ -178,47 +179,6 @@ def adam_update_into(W, M, V, dLdW, step, beta1, beta2, eps, decay, scale):
         M[i] = beta1 * M[i] + (one - beta1) * G
         V[i] = beta2 * V[i] + (one - beta2) * (G * G)
         W[i] = W[i] - step * M[i] / (np.sqrt(V[i]) + eps)
-
-
-@jit
-def tanh_forward_into(Z, A):
-    """The elementwise kernels loop over ``.flat`` (C order), one loop whatever the shape,
-    in SIMD lanes: an n by 1 column looped row by row took 3x NumPy's time at n = 1000."""
-    for i in range(Z.size):
-        A.flat[i] = simd_tanh(Z.flat[i])
-
-
-@jit
-def tanh_backward_into(A, dLdA, dLdZ):
-    one = A.dtype.type(1)  # a Python 1 would promote float32 to float64
-    for i in range(A.size):
-        dLdZ.flat[i] = (one - A.flat[i] ** 2) * dLdA.flat[i]
-
-
-@jit
-def relu_forward_into(Z, A):
-    for i in range(Z.size):
-        A.flat[i] = max(Z.dtype.type(0), Z.flat[i])
-
-
-@jit
-def relu_backward_into(A, dLdA, dLdZ):
-    for i in range(A.size):
-        dLdZ.flat[i] = dLdA.flat[i] * (A.flat[i] != 0)
-
-
-@jit
-def sigmoid_forward_into(Z, A):
-    one = Z.dtype.type(1)  # a Python 1 would promote float32 to float64
-    for i in range(Z.size):
-        A.flat[i] = one / (one + exp_lanes(-Z.flat[i]))
-
-
-@jit
-def sigmoid_backward_into(A, dLdA, dLdZ):
-    one = A.dtype.type(1)  # a Python 1 would promote float32 to float64
-    for i in range(A.size):
-        dLdZ.flat[i] = A.flat[i] * (one - A.flat[i]) * dLdA.flat[i]
 
 
 @jit
@@ -394,7 +354,7 @@ def numpy_tanh_in_avx512():
 @jit
 def _tanh_forward(Z):
     A = np.empty_like(Z)
-    tanh_forward_into(Z, A)
+    forward_into(TANH, Z.dtype.type(0), Z, 0, A, 0, Z.size)
     return A
 
 
@@ -404,43 +364,61 @@ tanh_forward = reference.tanh_forward if numpy_tanh_in_avx512() else _tanh_forwa
 
 
 @jit
+def activation_forward(op, Z, c):
+    """Elementwise op ``op`` (``ops``) of an n by b matrix, with coefficient c."""
+    A = np.empty_like(Z)
+    forward_into(op, c, Z, 0, A, 0, Z.size)
+    return A
+
+
+@jit
+def activation_backward(op, A, dLdA, c):
+    """The gradient through elementwise op ``op`` from its n by b outputs A."""
+    dLdZ = np.empty_like(A)
+    backward_into(op, c, A, 0, dLdA, 0, dLdZ, 0, A.size)
+    return dLdZ
+
+
+@jit
 def tanh_backward(A, dLdA):
     """Gradient through tanh from its n by b outputs A."""
-    dLdZ = np.empty_like(A)
-    tanh_backward_into(A, dLdA, dLdZ)
-    return dLdZ
+    return activation_backward(TANH, A, dLdA, A.dtype.type(0))
 
 
 @jit
 def relu_forward(Z):
     """Rectified linear unit of an n by b matrix."""
-    A = np.empty_like(Z)
-    relu_forward_into(Z, A)
-    return A
+    return activation_forward(RELU, Z, Z.dtype.type(0))
 
 
 @jit
 def relu_backward(A, dLdA):
     """Gradient through ReLU from its n by b outputs A."""
-    dLdZ = np.empty_like(A)
-    relu_backward_into(A, dLdA, dLdZ)
-    return dLdZ
+    return activation_backward(RELU, A, dLdA, A.dtype.type(0))
+
+
+@jit
+def leaky_relu_forward(Z, slope):
+    """Leaky ReLU of an n by b matrix: Z where Z > 0, else slope * Z."""
+    return activation_forward(LEAKY_RELU, Z, slope)
+
+
+@jit
+def leaky_relu_backward(A, dLdA, slope):
+    """Gradient through leaky ReLU from its n by b outputs A."""
+    return activation_backward(LEAKY_RELU, A, dLdA, slope)
 
 
 @jit
 def sigmoid_forward(Z):
     """Logistic sigmoid of an n by b matrix (float32 in float32 lanes: ``exp_lanes``)."""
-    A = np.empty_like(Z)
-    sigmoid_forward_into(Z, A)
-    return A
+    return activation_forward(SIGMOID, Z, Z.dtype.type(0))
 
 
 @jit
 def sigmoid_backward(A, dLdA):
     """Gradient through the sigmoid from its n by b outputs A."""
-    dLdZ = np.empty_like(A)
-    sigmoid_backward_into(A, dLdA, dLdZ)
-    return dLdZ
+    return activation_backward(SIGMOID, A, dLdA, A.dtype.type(0))
 
 
 @jit

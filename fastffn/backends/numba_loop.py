@@ -8,14 +8,11 @@ the notebook's SGD: the same arithmetic written for a single column.
 """
 
 import numpy as np
-from llvmlite import ir
-from numba import types
-from numba.core import cgutils
-from numba.extending import intrinsic
 
 from ..optimizers import RULES
-from . import ACCURACY_BLOCK, OPS
+from . import ACCURACY_BLOCK
 from ._numba_cache import jit
+from ._numba_private import borrowed, gemm_update
 from .numba import (
     FASTMATH,
     adam_update_into,
@@ -26,74 +23,13 @@ from .numba import (
     momentum_update_into,
     nesterov_update_into,
     nll_total,
-    relu_backward_into,
-    relu_forward_into,
     row_sums_into,
-    sigmoid_backward_into,
-    sigmoid_forward_into,
     softmax_forward_into,
     softmax_nll_backward_into,
-    tanh_backward_into,
-    tanh_forward_into,
 )
+from .ops import LINEAR, SOFTMAX, backward_into, check_ops, forward_into
 
-LINEAR, TANH, RELU, SIGMOID, SOFTMAX = range(len(OPS))
 MOMENTUM, NESTEROV = RULES.index("momentum"), RULES.index("nesterov")
-
-
-@intrinsic
-def borrowed(typingctx, array):
-    """The array, without its reference to its memory (meminfo and parent null).
-
-    Every use of an array (a list item, an argument) counts a reference with an
-    atomic add, which waits for the stores before it to reach the cache: in a
-    step of a 16-10-10-4 network on batches of 32, 40% of the time. A borrowed
-    array counts nothing; its owner must outlive it.
-    """
-
-    def codegen(context, builder, signature, args):
-        source = context.make_array(array)(context, builder, args[0])
-        view = context.make_array(array)(context, builder)
-        for field in ("nitems", "itemsize", "data", "shape", "strides"):
-            setattr(view, field, getattr(source, field))
-        view.meminfo = cgutils.get_null_value(view.meminfo.type)
-        view.parent = cgutils.get_null_value(view.parent.type)
-        return view._getvalue()
-
-    return array(array), codegen
-
-
-@intrinsic
-def gemm_update(typingctx, W, A, G, alpha):
-    """``W += alpha * A @ G.T`` in one BLAS call (gemm with beta 1), for C-contiguous W
-    (m by n), A (m by b) and G (n by b) of one dtype and alpha of it; returns BLAS's
-    status, 0 where it ran. The notebook's step takes its update so, with no array
-    of gradients written and read back (``sgd_steps``)."""
-
-    def codegen(context, builder, signature, args):
-        arrays = zip((W, A, G), args[:3], strict=True)
-        w, a, g = (context.make_array(t)(context, builder, v) for t, v in arrays)
-        m, n = cgutils.unpack_tuple(builder, w.shape)
-        b = cgutils.unpack_tuple(builder, a.shape)[1]
-        char, size, pointer = ir.IntType(8), context.get_value_type(types.intp), cgutils.voidptr_t
-        # kind, transa, transb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc
-        arguments = [char] * 3 + [size] * 3 + [pointer, pointer, size, pointer, size]
-        arguments += [pointer, pointer, size]
-        # Numba's own entry to SciPy's BLAS, which its np.dot calls
-        fn = cgutils.get_or_insert_function(
-            builder.module, ir.FunctionType(ir.IntType(32), arguments), "numba_xxgemm"
-        )
-        scalar = context.get_value_type(W.dtype)
-        alpha_at = cgutils.alloca_once_value(builder, args[3])
-        beta_at = cgutils.alloca_once_value(builder, ir.Constant(scalar, 1.0))
-        kind = ir.Constant(char, ord("d" if W.dtype == types.float64 else "s"))
-        # Fortran's column order sees W as its transpose: W.T += alpha * G @ A.T
-        transposed, as_is = ir.Constant(char, ord("t")), ir.Constant(char, ord("n"))
-        address = [builder.bitcast(x, pointer) for x in (alpha_at, g.data, a.data, beta_at, w.data)]
-        return builder.call(fn, (kind, transposed, as_is, n, m, b, address[0], address[1], b,
-                                 address[2], b, address[3], address[4], n))  # fmt: skip
-
-    return types.int32(W, A, G, alpha), codegen
 
 
 @jit
@@ -123,30 +59,6 @@ def gradient_bound(A, G):
     for i in range(G.size):
         sg += abs(G.flat[i])
     return sa * sg + sg
-
-
-@jit
-def activation_forward_into(op, Z, A):
-    """The forward kernel of activation ``op`` (an op code), from Z into A."""
-    if op == TANH:
-        tanh_forward_into(Z, A)
-    elif op == RELU:
-        relu_forward_into(Z, A)
-    elif op == SIGMOID:
-        sigmoid_forward_into(Z, A)
-    else:
-        softmax_forward_into(Z, A)
-
-
-@jit
-def activation_backward_into(op, A, dLdA, dLdZ):
-    """The backward kernel of elementwise activation ``op``, into dLdZ."""
-    if op == TANH:
-        tanh_backward_into(A, dLdA, dLdZ)
-    elif op == RELU:
-        relu_backward_into(A, dLdA, dLdZ)
-    else:
-        sigmoid_backward_into(A, dLdA, dLdZ)
 
 
 @jit
@@ -199,17 +111,13 @@ def weights(params, m, n, offset):
 
 @jit
 def sgd_steps(
-    ops, shapes, params, X, Y, indices, rates, tiny, rule, slots, hyper,
+    ops, shapes, coefs, params, X, Y, indices, rates, tiny, rule, slots, hyper,
     losses, first, every, hits,
 ):  # fmt: skip
     """Runs ``len(indices)`` SGD steps, updating ``params`` in place.
 
     Args:
-        ops (ndarray): The L module op codes (int64), the last one SOFTMAX.
-        shapes (ndarray): L by 3 int64: for a Linear module its m, n and the
-            offset of its W in params (W0 follows W); for others 0, the
-            width and 0.
-        params (ndarray): Every weight, flat, of the model's dtype.
+        ops, shapes, coefs, params: The model as ``backends.Packed`` lays it out.
         X (ndarray): The d by N training points, C order.
         Y (ndarray): Their k by N one-hot classes.
         indices (ndarray): An iters by b int64 matrix: the columns of each batch.
@@ -232,6 +140,7 @@ def sgd_steps(
             is not applied).
 
     """
+    check_ops(ops)
     L, (S, b), (d, N) = ops.size, indices.shape, X.shape
     n = shapes[:, 1]
     # The buffers the steps write, held here while ``steps`` uses them borrowed:
@@ -243,14 +152,14 @@ def sgd_steps(
     grad = [np.empty((d, b), dtype=X.dtype)] + [np.empty_like(a) for a in out[:-1]]
     Xs, Ys = np.empty((G, d, b), dtype=X.dtype), np.empty((G, Y.shape[0], b), dtype=X.dtype)
     return steps(
-        ops, shapes, params, X, Y, indices, rates, tiny, rule, slots, hyper,
+        ops, shapes, coefs, params, X, Y, indices, rates, tiny, rule, slots, hyper,
         losses, first, every, hits, np.empty_like(params), out, grad, Xs, Ys,
     )  # fmt: skip
 
 
 @jit
 def steps(
-    ops, shapes, params, X, Y, indices, rates, tiny, rule, slots, hyper,
+    ops, shapes, coefs, params, X, Y, indices, rates, tiny, rule, slots, hyper,
     losses, first, every, hits, grads, out, grad, Xs, Ys,
 ):  # fmt: skip
     """``sgd_steps`` in the buffers it allocated (grads, out, grad, Xs and Ys), which
@@ -269,7 +178,7 @@ def steps(
     for it in range(S):
         if every is not None and it == record:  # pruned where every is None: not compiled
             record += every
-            hits[it] = correct(ops, shapes, params, X, Y, ACCURACY_BLOCK)
+            hits[it] = correct(ops, shapes, coefs, params, X, Y, ACCURACY_BLOCK)
             if hits[it] < 0:
                 return it
         if it % G == 0:
@@ -278,7 +187,7 @@ def steps(
         Xb, Yb = Xs[it % G], Ys[it % G]
 
         for k in range(L):
-            module_forward(ops[k], W[k], W0[k], Xb if k == 0 else out[k - 1], out[k])
+            module_forward(ops[k], coefs[k], W[k], W0[k], Xb if k == 0 else out[k - 1], out[k])
 
         losses[it] = nll_total(out[L - 1], Yb, tiny)
         if not np.isfinite(losses[it]):
@@ -298,7 +207,9 @@ def steps(
                 if k > 0:
                     matmul_nn_into(W[k], grad[k + 1], grad[k])
             else:
-                module_backward(ops[k], W[k], A, out[k], grad[k + 1], dW[k], dW0[k], grad[k], k > 0)
+                module_backward(
+                    ops[k], coefs[k], W[k], A, out[k], grad[k + 1], dW[k], dW0[k], grad[k], k > 0
+                )
 
         if hyper is None and bound < limit:
             for k in range(L - 1):
@@ -319,16 +230,19 @@ def steps(
 
 
 @jit
-def module_forward(op, W, W0, A, out):
-    """Module ``op``'s forward pass from A into out (W, W0 read for a Linear one)."""
+def module_forward(op, c, W, W0, A, out):
+    """Module ``op``'s forward pass from A into out (W, W0 read for a Linear one; c, the
+    coefficient, for an activation)."""
     if op == LINEAR:
         linear_forward_into(W, W0, A, out)
+    elif op == SOFTMAX:
+        softmax_forward_into(A, out)
     else:
-        activation_forward_into(op, A, out)
+        forward_into(op, c, A, 0, out, 0, A.size)
 
 
 @jit
-def module_backward(op, W, A, out, g, dW, dW0, grad, by_input):
+def module_backward(op, c, W, A, out, g, dW, dW0, grad, by_input):
     """Module ``op``'s backward pass from g, the gradient by its output ``out``
     (from input A): into dW and dW0 for a Linear module, and the gradient by A
     into grad, which a Linear module skips unless ``by_input`` (the first
@@ -339,7 +253,7 @@ def module_backward(op, W, A, out, g, dW, dW0, grad, by_input):
         if by_input:
             matmul_nn_into(W, g, grad)
     else:
-        activation_backward_into(op, out, g, grad)
+        backward_into(op, c, out, 0, g, 0, grad, 0, out.size)
 
 
 @jit
@@ -408,7 +322,7 @@ def all_finite(x):
 
 
 @jit
-def correct(ops, shapes, params, X, Y, block):
+def correct(ops, shapes, coefs, params, X, Y, block):
     """How many of the columns of X the model classifies as their one-hot columns of Y say.
 
     The forward pass of ``sgd_steps``, ``block`` samples at a time; the first
@@ -418,6 +332,7 @@ def correct(ops, shapes, params, X, Y, block):
         int: The count, or -1 if an output was not finite (the network overflowed).
 
     """
+    check_ops(ops)
     L, N = ops.size, X.shape[1]
     m, n, offset = shapes[:, 0], shapes[:, 1], shapes[:, 2]
     views = [weights(params, m[k], n[k], offset[k]) for k in range(L)]
@@ -428,7 +343,7 @@ def correct(ops, shapes, params, X, Y, block):
         A = np.ascontiguousarray(X[:, start : start + b])
         for k in range(L):
             out = np.empty((n[k], b), dtype=X.dtype)
-            module_forward(ops[k], W[k], W0[k], A, out)
+            module_forward(ops[k], coefs[k], W[k], W0[k], A, out)
             A = out
         for j in range(b):
             best, label = 0, 0

@@ -44,22 +44,9 @@ import threading
 
 from ._lanes import LANES
 from ._numba_cache import cache_dir
-from .numba_loop import LINEAR, RELU, SIGMOID, SOFTMAX, TANH
+from .ops import ELEMENTWISE, LINEAR, SOFTMAX
 
 __all__ = ["LANES", "kernels", "source"]
-
-#: Each elementwise activation of x, and its gradient from g, the gradient by
-#: its output ``out``, as source on rows of LANES models (``_lanes``).
-ACTIVATIONS = {
-    TANH: "tanh(x)",
-    RELU: "maximum(zero, x)",
-    SIGMOID: "div(one, add(one, exp(sub(zero, x))))",
-}
-DERIVATIVES = {
-    TANH: "mul(sub(one, mul(out, out)), g)",  # (1 - out**2) g
-    RELU: "where_nonzero(out, g)",
-    SIGMOID: "mul(mul(out, sub(one, out)), g)",  # out (1 - out) g
-}
 
 #: Training points whose outputs ``correct`` computes together (``_forward``).
 POINTS = 4
@@ -67,13 +54,13 @@ POINTS = 4
 _KERNELS, _LOCK = {}, threading.Lock()
 
 
-def kernels(ops, shapes, b):
+def kernels(ops, shapes, coefs, b):
     """The compiled loop of one architecture and batch size, generated on first use.
 
     Args:
         ops (ndarray): The L module op codes (``backends.OPS``).
-        shapes (ndarray): L by 3: each module's m, n and weight offset
-            (``numba_loop.sgd_steps``).
+        shapes (ndarray): L by 3: each module's m, n and weight offset, and
+        coefs (ndarray): each module's coefficient (``backends.Packed``).
         b (int): Samples a batch.
 
     Returns:
@@ -84,7 +71,12 @@ def kernels(ops, shapes, b):
             each model's right answers into ``hits`` (M,).
 
     """
-    key = tuple(int(o) for o in ops), tuple(tuple(int(v) for v in s) for s in shapes), int(b)
+    key = (
+        tuple(int(o) for o in ops),
+        tuple(tuple(int(v) for v in s) for s in shapes),
+        tuple(float(c) for c in coefs),
+        int(b),
+    )
     with _LOCK:
         if key not in _KERNELS:
             _KERNELS[key] = _load(source(*key))
@@ -113,7 +105,7 @@ def _load(text):
     return module
 
 
-def source(ops, shapes, b):
+def source(ops, shapes, coefs, b):
     """The Python source of ``kernels(ops, shapes, b)``."""
     d = shapes[0][0]
     width = max(d, *(n for _, n, _ in shapes))  # the most numbers at a module's input or output
@@ -165,19 +157,25 @@ def source(ops, shapes, b):
                     _matvec("params", base, n, 1, g, a, m, n, X="grad", Y="grad"), "    "
                 )
         else:  # the gradient at the output's rows into the input's
+            name = ELEMENTWISE[op]
             body = (
                 f"for j in range({b}):\n"
                 f"    for i in range({n}):\n"
                 f"        out, g = row(acts, {g} + i), row(grad, {g} + i)\n"
-                f"        put(grad, {a} + i, {DERIVATIVES[op]})\n"
+                f"        put(grad, {a} + i, {name}_grad_lanes(out, g, {_coef(coefs[k])}))\n"
             )
         backward.append(f"# module {k}\n{body}")
 
+    names = sorted({ELEMENTWISE[op] for op in ops if op in ELEMENTWISE})
     return _TEMPLATE.format(
+        elementwise=", ".join(f"{name}, {name}_grad" for name in names),
+        lanes="".join(_lanes(name) for name in names),
         L=L, b=b, width=width, d=d, classes=shapes[-1][1], out=at(L, "j"), last=at(L - 1, "j"),
         points=POINTS, points_out=f"{L * POINTS * width} + j * {width}",
-        forward=textwrap.indent(_forward(ops, shapes, b, width), "    "),
-        forward_points=textwrap.indent(_forward(ops, shapes, POINTS, width, points=True), "    "),
+        forward=textwrap.indent(_forward(ops, shapes, coefs, b, width), "    "),
+        forward_points=textwrap.indent(
+            _forward(ops, shapes, coefs, POINTS, width, points=True), "    "
+        ),
         backward=textwrap.indent("".join(backward), "        "),
         checks=textwrap.indent("".join(checks), "            "),
         updates=textwrap.indent("".join(updates), "        "),
@@ -192,7 +190,7 @@ def _first_row(k, j, samples, width):
     return (k * samples + j) * width
 
 
-def _forward(ops, shapes, samples, width, points=False):
+def _forward(ops, shapes, coefs, samples, width, points=False):
     """Source of the forward pass of ``samples`` samples, every model (module k's input
     for sample j in the rows from ``(k samples + j) width`` of ``acts``).
 
@@ -226,14 +224,13 @@ def _forward(ops, shapes, samples, width, points=False):
             body = _matvec("params", base, 1, n, a, z, n, m) + (
                 f"for i in range({n}):\n    put(acts, {z} + i, add(row(acts, {z} + i), {bias}))\n"
             )
-        elif op in ACTIVATIONS:
+        elif op != SOFTMAX:
             body = (
                 f"for i in range({n}):\n"
                 f"    x = row(acts, {a} + i)\n"
-                f"    put(acts, {z} + i, {ACTIVATIONS[op]})\n"
+                f"    put(acts, {z} + i, {ELEMENTWISE[op]}_lanes(x, {_coef(coefs[k])}))\n"
             )
         else:  # softmax, shifted by each model's maximum
-            assert op == SOFTMAX
             body = (
                 f"top = row(acts, {a})\n"
                 f"for i in range(1, {n}):\n"
@@ -247,6 +244,25 @@ def _forward(ops, shapes, samples, width, points=False):
             )
         text.append(f"for j in range({samples}):  # module {k}\n" + textwrap.indent(body, "    "))
     return "".join(text)
+
+
+def _lanes(name):
+    """Source of ``<name>_lanes(x, c)`` and ``<name>_grad_lanes(a, g, c)``: elementwise op
+    ``name``'s functions of ``ops`` on each of the LANES models of a row."""
+    xs = ", ".join(f"x{q}" for q in range(LANES))
+    gs = ", ".join(f"g{q}" for q in range(LANES))
+    forward = ", ".join(f"{name}(x{q}, c)" for q in range(LANES))
+    backward = ", ".join(f"{name}_grad(x{q}, g{q}, c)" for q in range(LANES))
+    return (
+        f"\n\n@jit\ndef {name}_lanes(x, c):\n    {xs} = x\n    return {forward}\n"
+        f"\n\n@jit\ndef {name}_grad_lanes(a, g, c):\n    {xs} = a\n    {gs} = g\n"
+        f"    return {backward}\n"
+    )
+
+
+def _coef(c):
+    """Source for coefficient c (a module's ``coefs`` entry) in the model's dtype."""
+    return f"params.dtype.type({float(c)!r})"
 
 
 def _matvec(V, first, so, sc, x0, y0, nout, nin, X="acts", Y="acts"):
@@ -287,11 +303,12 @@ import numpy as np
 
 from fastffn.backends._lanes import (
     LANES, absolute, add, below, div, exp, fma, gather, items, lanes, maximum, mul, put, row, sub,
-    tanh, where_nonzero,
 )
 from fastffn.backends._numba_cache import jit
 from fastffn.backends.numba import FASTMATH
 from fastffn.backends.numba_loop import first_record
+from fastffn.backends.ops import {elementwise}
+{lanes}
 
 
 @jit(fastmath=FASTMATH)

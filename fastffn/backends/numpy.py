@@ -148,6 +148,16 @@ def relu_backward(A, dLdA):
     return dLdA * (A != 0)
 
 
+def leaky_relu_forward(Z, slope):
+    """Leaky rectified linear unit: Z where Z > 0, else ``slope * Z`` (slope of Z's dtype)."""
+    return np.where(Z > 0, Z, slope * Z)
+
+
+def leaky_relu_backward(A, dLdA, slope):
+    """Gradient through leaky ReLU, given its n by b outputs A (positive where Z was)."""
+    return dLdA * np.where(A > 0, A.dtype.type(1), slope)
+
+
 def sigmoid_forward(Z):
     """Logistic sigmoid ``1 / (1 + exp(-Z))`` of an n by b matrix of pre-activations."""
     return 1 / (1 + np.exp(-Z))
