@@ -6,9 +6,10 @@ tests read, so no kernel can be left out here.
 
 import numpy as np
 
-from fastffn import workloads
 from fastffn.backends import BACKENDS
 from fastffn.testing import KERNELS, worst_difference
+
+from . import workloads
 
 # The reference forms an n x n x b Jacobian; past this it cannot run on our machines.
 REFERENCE_JACOBIAN_LIMIT = 2**30  # bytes

@@ -2,8 +2,10 @@
 
 import numpy as np
 
-from fastffn import hard, workloads
+from fastffn import hard
 from fastffn.testing import TRAINING_TOLERANCE, worst_difference
+
+from . import workloads
 
 
 class NotebookJob:

@@ -1,11 +1,12 @@
-"""The command line: ``fastffn train``, ``fastffn sweep`` and ``fastffn bench``.
+"""The command line: ``fastffn train`` and ``fastffn sweep``.
 
 ``fastffn train`` with no options is the notebook's job: the 2-10-10-2 ReLU
 network trained by SGD on hard(), on the numba backend, printing the
 notebook's report lines, the final training accuracy and the wall time.
 ``fastffn sweep`` trains a grid of learning rates, seeds and batch sizes at once
 (``fastffn.sweep``), here or on a Dask cluster, and prints the grid best first.
-``fastffn bench`` times the notebook's job on both backends in one run.
+``fastffn --version`` says which numba runs and whether the loop built at
+install is in use. Speed is measured by the benchmark suites (``benchmarks/``).
 """
 
 import argparse
@@ -269,29 +270,6 @@ def cluster(args):
         yield client
 
 
-def bench(args):
-    from . import workloads
-
-    iters = args.iters or workloads.NOTEBOOK_ITERS
-    notebook = ("notebook job: 2-10-10-2, batch 1", workloads.notebook_job, {"iters": iters})
-    jobs = [(*notebook, workloads.PATHS)]
-    if args.large:
-        jobs.append(("784-256-256-10, batch 128, 1 epoch", workloads.mlp_epoch, {}, BACKENDS))
-    print(f"{'workload':<36} {'path':<13} {'best of ' + str(args.repeat):>12} {'vs numpy':>9}")
-    for title, workload, kwargs, paths in jobs:
-        times = {}
-        for path in sorted(paths, key=lambda p: p != "numpy"):  # the reference first
-            run = workload(path, **kwargs)
-            best = float("inf")
-            for _ in range(args.repeat):
-                start = time.perf_counter()
-                run()
-                best = min(best, time.perf_counter() - start)
-            times[path] = best
-            ratio = times["numpy"] / best
-            print(f"{title:<36} {path:<13} {best * 1e3:10.1f} ms {ratio:8.1f}x", flush=True)
-
-
 def add_data_options(add):
     """The options train and sweep share: the data set and the network's hidden layers."""
     add("--dataset", choices=COURSE_DATASETS + GENERATED_DATASETS, default="hard", help="data set")
@@ -302,8 +280,31 @@ def add_data_options(add):
     add("--activation", choices=list(HIDDEN_ACTIVATIONS), default="relu", help="hidden activation")
 
 
+def version():
+    """What ``fastffn --version`` prints: versions, and whether the loop built at install runs."""
+    import importlib.metadata
+
+    from . import __version__
+    from .backends import aot
+
+    numba = importlib.metadata.version("numba")
+    return f"fastffn {__version__} (numba {numba}; {aot.status()})"
+
+
+class Version(argparse.Action):
+    """``--version``: computed only when asked (it reads the extension's stamp)."""
+
+    def __init__(self, option_strings, dest, **kwargs):
+        super().__init__(option_strings, dest, nargs=0, help="print the versions and exit")
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        print(version())
+        parser.exit(0)
+
+
 def make_parser():
     parser = Parser(prog="fastffn", description=__doc__)
+    parser.add_argument("--version", action=Version)
     commands = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
     defaults = argparse.ArgumentDefaultsHelpFormatter
 
@@ -345,12 +346,6 @@ def make_parser():
     )
     add("--plot", metavar="OUT.png", help="save the loss curves and accuracy against learning rate")
 
-    b = commands.add_parser("bench", help="time the notebook's job on both backends")
-    b.formatter_class = defaults
-    b.set_defaults(run=bench)
-    b.add_argument("--iters", type=positive, help="iterations (default: W1's 10,000)")
-    b.add_argument("--repeat", type=positive, default=3, help="runs per path; the best counts")
-    b.add_argument("--large", action="store_true", help="also one epoch of a 784-256-256-10 MLP")
     return parser
 
 

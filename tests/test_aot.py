@@ -6,8 +6,8 @@ import pytest
 import fastffn
 from fastffn import training
 from fastffn.backends import aot, numba_column
+from fastffn.sequential import network
 from fastffn.testing import TRAINING_TOLERANCE
-from fastffn.workloads import network
 
 from .test_as_a_new_user import run_python
 from .test_compiled import blobs, fit
@@ -98,7 +98,7 @@ def test_the_notebooks_job_runs_without_numba_or_its_cache(tmp_path, jitted):
         import sys
         import numpy as np
         import fastffn
-        from fastffn.workloads import network
+        from fastffn.sequential import network
         X, Y = fastffn.hard()
         np.random.seed(0)
         model = network((2, 10, 10, 2))

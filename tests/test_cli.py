@@ -76,25 +76,16 @@ def test_plot_of_data_that_is_not_2d_draws_only_the_curve(tmp_path):
     assert png.stat().st_size > 5_000
 
 
-def test_bench_prints_both_backends_and_the_ratio():
-    code, out, err = fastffn_cli("bench", "--iters", "300", "--repeat", "1")
-    assert code == 0, err
-    rows = [line.split() for line in out.splitlines()[1:]]
-    assert [row[-4] for row in rows] == ["numpy", "numba-layers", "numba"]
-    assert all(row[-1].endswith("x") and float(row[-1][:-1]) > 0 for row in rows)
-
-
-@pytest.mark.parametrize("command", [[], ["train"], ["sweep"], ["bench"]])
+@pytest.mark.parametrize("command", [[], ["train"], ["sweep"]])
 def test_help_explains_every_option(command):
     code, out, _ = fastffn_cli(*command, "--help")
     assert code == 0
     options = {
-        (): ["train", "sweep", "bench"],
+        (): ["train", "sweep", "--version"],
         ("sweep",): ["--dataset", "--layers", "--lrate", "--seeds", "--batch-size", "--iters",
                      "--workers", "--scheduler", "--plot"],
         ("train",): ["--dataset", "--layers", "--activation", "--iters", "--lrate", "--batch-size",
                      "--seed", "--backend", "--dtype", "--save", "--plot", "--quiet"],
-        ("bench",): ["--iters", "--repeat", "--large"],
     }[tuple(command)]  # fmt: skip
     for option in options:
         assert option in out
@@ -253,3 +244,21 @@ def test_digits_have_the_notebooks_layout():
     assert Y_train.shape == (10, 1348) and Y_test.shape == (10, 449)
     both = np.hstack([X_train, X_test])
     assert sorted(map(tuple, both.T)) == sorted(map(tuple, X.T))  # a partition of the samples
+
+
+def test_version_says_whether_the_loop_built_at_install_runs(capsys, monkeypatch):
+    from fastffn.backends import aot
+
+    with pytest.raises(SystemExit) as exit:
+        cli.main(["--version"])
+    assert exit.value.code == 0
+    line = capsys.readouterr().out
+    assert line.startswith(f"fastffn {fastffn.__version__} (numba ")
+    assert ("in use" if aot.extension() else "jitted at first use") in line
+    monkeypatch.setattr(aot, "stamp", lambda: 0)  # as after an upgrade of numba
+    aot.extension.cache_clear()
+    try:
+        assert "stale" in aot.status()
+    finally:
+        monkeypatch.undo()
+        aot.extension.cache_clear()

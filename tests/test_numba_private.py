@@ -14,17 +14,20 @@ from fastffn.backends import _numba_private as private
 
 
 def test_the_private_parts_are_in_use_on_a_tested_numba():
+    """Off on an older Numba (the floor, which CI also tests: the fallbacks hold); a newer
+    one fails here until someone has checked the private parts on it."""
     version = tuple(int(v) for v in numba.__version__.split(".")[:2])
-    if version not in private.TESTED:
+    if version > max(private.TESTED):
         pytest.fail(
-            f"numba {numba.__version__} is not among {private.TESTED}: check the private parts "
+            f"numba {numba.__version__} is newer than {private.TESTED}: check the private parts "
             "of fastffn.backends._numba_private on it, then add it to TESTED"
         )
-    assert private.ACTIVE, "a private part of Numba failed to import on a tested version"
+    assert private.ACTIVE == (version in private.TESTED)
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 def test_gemm_update_is_the_product_and_borrowed_the_array(dtype):
+    """Or, where the private parts are off, says so (-1) and leaves W to the caller."""
     rng = np.random.default_rng(0)
     W, A, G = (rng.standard_normal(s).astype(dtype) for s in [(7, 5), (7, 9), (5, 9)])
 
@@ -32,8 +35,8 @@ def test_gemm_update_is_the_product_and_borrowed_the_array(dtype):
     def update(W, A, G, alpha):
         return private.gemm_update(private.borrowed(W), A, G, alpha)
 
-    expected = W + dtype(-0.5) * (A @ G.T)
-    assert update(W, A, G, dtype(-0.5)) == 0
+    expected = W + dtype(-0.5) * (A @ G.T) if private.ACTIVE else W.copy()
+    assert update(W, A, G, dtype(-0.5)) == (0 if private.ACTIVE else -1)
     np.testing.assert_allclose(W, expected, rtol=1e-5 if dtype == np.float32 else 1e-12)
 
 
@@ -58,5 +61,5 @@ def test_training_through_the_fallbacks_gives_the_same_weights():
             [sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True
         ).stdout.split("\n")
         runs.append((out[0], np.array(eval(out[1]))))
-    assert [active for active, _ in runs] == ["True", "False"]
+    assert [active for active, _ in runs] == [str(private.ACTIVE), "False"]
     np.testing.assert_allclose(runs[1][1], runs[0][1], rtol=1e-10, atol=1e-10)

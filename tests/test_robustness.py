@@ -235,7 +235,7 @@ def test_a_save_killed_midway_leaves_a_loadable_file(tmp_path):
     path = tmp_path / "model.npz"
     code = f"""
         import numpy as np, fastffn
-        from fastffn.workloads import network
+        from fastffn.sequential import network
         model = network((2, 400, 400, 2), backend="numpy")
         fastffn.save(model, {str(path)!r})
         print("saved", flush=True)
@@ -291,7 +291,7 @@ def test_unwritable_cache_directory_still_works():
         os.environ["HOME"] = "/nonexistent"
         import numpy as np, fastffn
         from fastffn.backends import numba as kernels
-        from fastffn.workloads import network
+        from fastffn.sequential import network
         X, Y = fastffn.hard()
         model = network((2, 10, 10, 2), backend="numba")
         model.sgd(X, Y, 500, report=False)

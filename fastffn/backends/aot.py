@@ -18,6 +18,8 @@ editable install, a build moved to another machine) or no extension at all
 import functools
 import hashlib
 import importlib
+import importlib.metadata
+import importlib.util
 
 import numpy as np
 
@@ -50,13 +52,16 @@ def export_name(function, dtype, records=False):
 
 
 def stamp():
-    """An int64 that changes with the contents of the compiled code's sources and with the CPU."""
+    """An int64 that changes with the contents of the compiled code's sources, the CPU and
+    the numba and llvmlite versions."""
     import llvmlite.binding as llvm  # 45 ms, against numba's 0.4 s
 
     digest = hashlib.sha256()
     for path in sources():
         with open(path, "rb") as f:
             digest.update(f.read())
+    for package in ("numba", "llvmlite"):
+        digest.update(importlib.metadata.version(package).encode())
     digest.update(llvm.get_host_cpu_name().encode())
     digest.update(llvm.get_host_cpu_features().flatten().encode())
     return int.from_bytes(digest.digest()[:8], "little", signed=True)
@@ -64,13 +69,27 @@ def stamp():
 
 @functools.cache
 def extension():
-    """The extension, or None where there is none or it was compiled from other sources or
-    for another CPU."""
+    """The extension, or None where there is none or it is stale (see ``status``)."""
     try:
         module = importlib.import_module(EXTENSION)
     except ImportError:
         return None
     return module if module.stamp() == stamp() else None
+
+
+def status():
+    """One line on the loop compiled at install: in use, not built, or stale."""
+    if extension() is not None:
+        return "the one-sample loop compiled at install: in use"
+    if importlib.util.find_spec(EXTENSION) is None:
+        return (
+            "the one-sample loop compiled at install: not built (no C compiler at install?); "
+            "it is jitted at first use"
+        )
+    return (
+        "the one-sample loop compiled at install: stale (other sources, CPU, numba or "
+        "llvmlite than at install); it is jitted at first use: reinstall fastffn to rebuild it"
+    )
 
 
 def column_function(name, dtype, records=False, plain=True):

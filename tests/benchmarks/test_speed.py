@@ -16,7 +16,8 @@ import time
 import numpy as np
 import pytest
 
-from fastffn import SoftMax, backends, hard, workloads
+from benchmarks import workloads
+from fastffn import SoftMax, backends, hard
 from fastffn.backends import BACKENDS
 from fastffn.testing import KERNELS, TRAINING_TOLERANCE
 

@@ -1,7 +1,8 @@
 """The workloads fastffn's speed is measured on, shared by every benchmark.
 
-pytest-benchmark (``tests/benchmarks``), asv (``benchmarks/``) and
-``fastffn bench`` all time these, so their figures describe the same work.
+pytest-benchmark (``tests/benchmarks``) and asv (``benchmarks/``) both time these,
+so their figures describe the same work. They live beside the asv suites, not in
+the installed package.
 Each function prepares its inputs and returns ``run``, a function of no
 arguments that does the timed work once and returns its result. Preparation
 includes a first call, so that compilation never lands in a timed round.
@@ -14,9 +15,9 @@ import os
 
 import numpy as np
 
-from . import hard
-from .sequential import network
-from .testing import KERNELS
+from fastffn import hard
+from fastffn.sequential import network
+from fastffn.testing import KERNELS
 
 #: Training paths: the reference, numba layer by layer, numba compiled.
 PATHS = ("numpy", "numba-layers", "numba")
@@ -31,7 +32,7 @@ MLP_WIDTHS, MLP_BATCH, MLP_SAMPLES = (784, 256, 256, 10), 128, 8192
 #: First-call latency: what a fresh interpreter runs, the notebook's job once.
 FIRST_SGD_SCRIPT = """
 import fastffn
-from fastffn.workloads import network
+from fastffn.sequential import network
 X, Y = fastffn.hard()
 network((2, 10, 10, 2)).sgd(X, Y, 10000, report=False, every=None)
 """
@@ -209,7 +210,7 @@ def sweep_job(path, models=16, iters=NOTEBOOK_ITERS):
         callable: ``run()`` trains them and returns the list of models.
 
     """
-    from .sweeps import sweep
+    from fastffn.sweeps import sweep
 
     X, Y = hard()
     lrates = sweep_lrates(models)
@@ -280,8 +281,8 @@ def dask_sweep_job(client, iters=DASK_ITERS):
         callable: ``run()`` trains the grid and returns its ``SweepResult``.
 
     """
-    from .datasets import blobs
-    from .sweeps import sweep
+    from fastffn.datasets import blobs
+    from fastffn.sweeps import sweep
 
     X, Y = blobs(10_000, DASK_WIDTHS[0], DASK_WIDTHS[-1], seed=0)
     rates, seeds = DASK_GRID
@@ -301,7 +302,7 @@ WIDTHS, WIDTH_BATCHES, WIDTH_ITERS = (10, 32, 100, 256), (1, 32), 2000
 
 def width_data():
     """The width table's data: blobs of 2,000 points, 16 features, 4 classes."""
-    from .datasets import blobs
+    from fastffn.datasets import blobs
 
     return blobs(2000, 16, 4, seed=0)
 
@@ -382,7 +383,7 @@ def digits_job(path, solver):
     from sklearn.model_selection import train_test_split
     from sklearn.neural_network import MLPClassifier
 
-    from .sklearn import FFNClassifier
+    from fastffn.sklearn import FFNClassifier
 
     X, y = load_digits(return_X_y=True)
     X_train, X_test, y_train, y_test = train_test_split(X / 16, y, test_size=0.25, random_state=0)
