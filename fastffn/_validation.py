@@ -107,6 +107,16 @@ def as_count(name, value, minimum=1, maximum=None):
     return int(value)
 
 
+#: The seeds NumPy's global random state takes (``np.random.seed``): 0 to 2**32 - 1.
+SEED_MAX = 2**32 - 1
+
+
+def as_seed(name, value):
+    """Returns ``value`` as a seed of NumPy's global state (an int from 0 to ``SEED_MAX``),
+    else raises naming ``name`` and the range."""
+    return as_count(name, value, minimum=0, maximum=SEED_MAX)
+
+
 def as_step_size(name, value):
     """Returns ``value`` as a float if it is finite and > 0, else raises naming ``name``."""
     return as_real(name, value, minimum=0.0, inclusive=False)

@@ -17,10 +17,12 @@ import sys
 import time
 
 from . import datasets
+from ._validation import SEED_MAX, as_seed
 from .backends import BACKENDS
 from .layers import HIDDEN_ACTIVATIONS
 from .persistence import save
 from .sequential import network
+from .sweeps import MAX_MODELS
 from .training import print_report
 
 COURSE_DATASETS = [name for name in datasets.__all__ if name not in ("blobs", "spirals")]
@@ -80,19 +82,36 @@ def numbers(kind):
     return parse
 
 
+def seed(text):
+    """An argparse type: a seed of NumPy's global state, 0 to 2**32 - 1."""
+    try:
+        return as_seed("seed", int(text))
+    except ValueError:
+        message = f"needs a seed from 0 to {SEED_MAX}, got {text!r}"
+        raise argparse.ArgumentTypeError(message) from None
+
+
 def seed_list(text):
-    """An argparse type: seeds as ranges and single values, '0-15' or '0-3,7' or '5'."""
-    seeds = []
+    """An argparse type: seeds as ranges and single values, '0-15' or '0-3,7' or '5'; each
+    from 0 to 2**32 - 1, at most ``MAX_MODELS`` of them (counted before any is listed)."""
+    ranges = []
     for part in text.split(","):
         first, dash, last = part.strip().partition("-")
         try:
             low, high = int(first), int(last if dash else first)
         except ValueError:
             low, high = 0, -1
-        if low < 0 or high < low:
-            raise argparse.ArgumentTypeError(f"needs seeds like 0-15 or 0,3,7, got {text!r}")
-        seeds.extend(range(low, high + 1))
-    return seeds
+        if low < 0 or high < low or high > SEED_MAX:
+            raise argparse.ArgumentTypeError(
+                f"needs seeds from 0 to {SEED_MAX} like 0-15 or 0,3,7, got {text!r}"
+            )
+        ranges.append(range(low, high + 1))
+    count = sum(map(len, ranges))
+    if count > MAX_MODELS:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is {count} seeds; a sweep trains at most {MAX_MODELS} models"
+        )
+    return [s for r in ranges for s in r]
 
 
 class ProgressLine:
@@ -316,7 +335,7 @@ def make_parser():
     add("--lrate", type=float, default=0.005, help="step size")
     add("--batch-size", type=positive, default=1, help="columns per step")
     add("--every", type=positive, default=250, help="iterations between report lines")
-    add("--seed", type=int, default=0, help="seed for the weights, the samples and generated data")
+    add("--seed", type=seed, default=0, help="seed for the weights, the samples and generated data")
     add("--test-size", type=float, default=0.0, help="share of the data held out to test on")
     add("--backend", choices=BACKENDS, default="numba", help="kernels to run on")
     add("--dtype", choices=["float64", "float32"], default="float64", help="float precision")
@@ -336,7 +355,7 @@ def make_parser():
     add("--iters", type=positive, default=10_000, help="SGD iterations for each model")
     add("--every", type=positive, default=250, help="iterations between recorded losses")
     add("--dtype", choices=["float64", "float32"], default="float64", help="float precision")
-    add("--data-seed", type=int, default=0, help="seed of a generated dataset")
+    add("--data-seed", type=seed, default=0, help="seed of a generated dataset")
     where = w.add_mutually_exclusive_group()
     where.add_argument(
         "--workers", type=positive, help="train on a local Dask cluster of N processes"

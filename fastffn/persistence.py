@@ -15,6 +15,8 @@ import zipfile
 
 import numpy as np
 
+from ._validation import check_dtype
+from .backends import check_backend
 from .layers import BUILTIN, NLL, Linear, is_builtin
 from .sequential import Sequential
 
@@ -119,27 +121,54 @@ def load(path):
             f"this fastffn reads versions {', '.join(map(str, READS))}"
         )
     try:
-        modules, k = [], 0
-        for spec in header["layers"]:
-            backend = spec.get("backend", header.get("backend"))
-            if spec["type"] == "Linear":
-                dtype = np.dtype(spec.get("dtype", header.get("dtype")))
-                W, W0 = arrays[f"W{k}"], arrays[f"W0{k}"]
-                if W.shape != (spec["m"], spec["n"]) or W0.shape != (spec["n"], 1):
-                    raise ValueError(f"layer {k}'s weights do not match its sizes")
-                if W.dtype != dtype:
-                    raise ValueError(f"layer {k}'s weights are {W.dtype}, not {dtype}")
-                modules.append(Linear.from_weights(W, W0, backend=backend))
-                k += 1
-            else:
-                cls = BUILTIN[spec["type"]]
-                coef = getattr(cls, "coef", None)  # LeakyReLU's slope
-                layer = cls(**{coef: spec[coef]}) if coef else cls()
-                layer.backend = backend
-                modules.append(layer)
-        loss = header["loss"]
-        nll = NLL()
-        nll.backend = loss.get("backend") if isinstance(loss, dict) else header.get("backend")
-        return Sequential(modules, nll)
-    except (KeyError, TypeError, ValueError) as err:
+        return _model(header, arrays)
+    except (KeyError, TypeError, ValueError, AttributeError) as err:
         raise ValueError(f"{path} holds an inconsistent fastffn model: {err!r}") from None
+
+
+def _model(header, arrays):
+    """The Sequential a header and its arrays describe; TypeError or ValueError where the
+    header is not what ``save`` writes."""
+    layers, loss = header["layers"], header["loss"]
+    if not (isinstance(layers, list) and layers and all(isinstance(s, dict) for s in layers)):
+        raise TypeError(f"layers must be a non-empty list of layers, got {layers!r:.80}")
+    modules, k = [], 0
+    for spec in layers:
+        backend = _backend(spec.get("backend", header.get("backend")))
+        kind = spec["type"]
+        if kind not in BUILTIN or kind == "NLL":
+            raise ValueError(f"unknown layer type {kind!r:.40}")
+        if kind == "Linear":
+            m, n = spec["m"], spec["n"]
+            if not (type(m) is int and type(n) is int):
+                raise TypeError(f"layer {k}'s sizes must be integers, got {m!r:.20}, {n!r:.20}")
+            dtype = np.dtype(check_dtype("dtype", spec.get("dtype", header.get("dtype"))))
+            W, W0 = arrays[f"W{k}"], arrays[f"W0{k}"]
+            if W.shape != (m, n) or W0.shape != (n, 1):
+                raise ValueError(f"layer {k}'s weights do not match its sizes")
+            if W.dtype != dtype or W0.dtype != dtype:
+                raise ValueError(f"layer {k}'s weights are {W.dtype}, not {dtype}")
+            modules.append(Linear.from_weights(W, W0, backend=backend))
+            k += 1
+        else:
+            cls = BUILTIN[kind]
+            coef = getattr(cls, "coef", None)  # LeakyReLU's slope
+            layer = cls(**{coef: spec[coef]}) if coef else cls()
+            layer.backend = backend
+            modules.append(layer)
+    if isinstance(loss, dict):
+        if loss.get("type") != "NLL":
+            raise ValueError(f"the loss must be NLL, got {loss.get('type')!r:.40}")
+        backend = _backend(loss.get("backend"))
+    elif header.get("version") == 1 and loss == "NLL":  # version 1 named it alone
+        backend = _backend(header.get("backend"))
+    else:
+        raise TypeError(f"loss must be a dict naming NLL, got {loss!r:.40}")
+    nll = NLL()
+    nll.backend = backend
+    return Sequential(modules, nll)
+
+
+def _backend(name):
+    """A saved backend name: None (the default) or one of ``BACKENDS``."""
+    return None if name is None else check_backend(name, "a layer's backend")

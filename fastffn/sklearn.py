@@ -190,9 +190,10 @@ class FFNClassifier(ClassifierMixin, BaseEstimator):
         if first:  # one random stream a training: partial_fit and warm_start go on with it
             self._random = check_random_state(self.random_state)
         rng = self._random
+        if first or not incremental:  # as scikit-learn: anew each fit, kept by partial_fit
+            self._optimizer = self._new_optimizer()
         if first:
             self.model_ = self._network(X.shape[1], rng)
-            self._optimizer = self._new_optimizer()
             self.n_iter_, self.t_, self.loss_curve_ = 0, 0, []
             self.best_loss_, self._no_improvement = np.inf, 0
             self.validation_scores_, self.best_validation_score_ = None, None

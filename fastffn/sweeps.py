@@ -23,12 +23,14 @@ from concurrent.futures import ThreadPoolExecutor, wait
 import numpy as np
 
 from . import training
-from ._validation import as_count, as_step_size
+from ._validation import as_count, as_seed, as_step_size
 from .backends import Packed
 from .sequential import Sequential
 
 #: The grid's axes, in the order of its product (the last varies fastest).
 AXES = ("lrate", "seed", "batch_size")
+#: The most models a grid may hold: past this, building them would exhaust the memory.
+MAX_MODELS = 100_000
 #: Seeding, building and drawing use NumPy's global state: one sweep at a time.
 _GLOBAL_STATE = threading.Lock()
 
@@ -101,23 +103,34 @@ def sweep(
 def grid(**axes):
     """The configurations of a grid: one dict a combination, in ``AXES``' product order.
 
-    Each axis takes a value or a list (or tuple) of them; learning rates must be
-    finite and positive, seeds None or integers, batch sizes integers from 1.
+    Each axis takes a value (a 0-d array too) or a list (tuple, range, 1-d array) of
+    them; learning rates must be finite and positive, seeds None or integers from 0
+    to 2**32 - 1, batch sizes integers from 1. A grid of more than ``MAX_MODELS``
+    models is refused before any is checked or built.
     """
     checks = {
         "lrate": lambda v: as_step_size("lrate", v),
-        "seed": lambda v: None if v is None else as_count("seed", v, minimum=0),
+        "seed": lambda v: None if v is None else as_seed("seed", v),
         "batch_size": lambda v: as_count("batch_size", v),
     }
     values = {}
     for name in AXES:
         value = axes[name]
-        if isinstance(value, (list, tuple, range, np.ndarray)):
-            if len(value) == 0:
-                raise ValueError(f"{name} must be a value or a non-empty list, got {value!r}")
-            values[name] = [checks[name](v) for v in value]
-        else:
-            values[name] = [checks[name](value)]
+        if isinstance(value, np.ndarray) and value.ndim == 0:
+            value = value.item()  # a scalar, as sgd takes it
+        if not isinstance(value, (list, tuple, range, np.ndarray)):
+            value = [value]
+        if len(value) == 0:
+            raise ValueError(f"{name} must be a value or a non-empty list, got {value!r}")
+        values[name] = value
+    size = math.prod(map(len, values.values()))
+    if size > MAX_MODELS:
+        sizes = " x ".join(f"{len(v)} {name}" for name, v in values.items())
+        raise ValueError(
+            f"the grid holds {size} models ({sizes}), more than the {MAX_MODELS} a sweep "
+            "trains: train it in parts"
+        )
+    values = {name: [checks[name](v) for v in value] for name, value in values.items()}
     return [dict(zip(AXES, c, strict=True)) for c in itertools.product(*values.values())]
 
 

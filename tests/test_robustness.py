@@ -323,3 +323,89 @@ def test_a_layer_coefficient_is_saved_and_checked(tmp_path):
         fastffn.LeakyReLU(-0.1)
     with pytest.raises(TypeError, match="slope must be a real number"):
         fastffn.LeakyReLU("0.1")
+
+
+def test_a_fraction_is_a_step_size_like_its_float():
+    from fractions import Fraction
+
+    runs = []
+    for lrate, eps in ((Fraction(1, 100), Fraction(1, 10**8)), (0.01, 1e-8)):
+        model = build(fastffn, "ReLU", (2, 5, 2), seed=1)
+        np.random.seed(2)
+        model.sgd(X_HARD, Y_HARD, 50, lrate, optimizer=fastffn.Optimizer("adam", eps=eps),
+                  report=False)  # fmt: skip
+        runs.append(weights(model))
+    for a, b in zip(*runs, strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
+_JSON = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(-3, 3)
+    | st.floats(-3, 3)
+    | st.text(max_size=8)
+    | st.sampled_from(["Linear", "ReLU", "LeakyReLU", "NLL", "numba", "float64", "float32"]),
+    lambda children: (
+        st.lists(children, max_size=3)
+        | st.dictionaries(
+            st.sampled_from(["type", "m", "n", "dtype", "backend", "slope"]), children, max_size=4
+        )
+    ),
+    max_leaves=6,
+)
+
+
+def _saved_header(tmp_path):
+    model = Sequential([Linear(2, 3), fastffn.LeakyReLU(0.2), Linear(3, 2), SoftMax()], NLL())
+    fastffn.save(model, tmp_path / "good.npz")
+    with np.load(tmp_path / "good.npz") as data:
+        return json.loads(str(data["header"])), {k: data[k] for k in data.files if k != "header"}
+
+
+@settings(
+    max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(path=st.lists(st.sampled_from(["layers", 0, 1, 2, "loss", "type", "m", "n", "dtype",
+                                      "backend", "slope"]), min_size=1, max_size=3),
+       value=_JSON)  # fmt: skip
+def test_a_corrupt_header_loads_or_is_a_value_error(tmp_path, path, value):
+    """Any value anywhere in the header: a model, or ValueError, never another error."""
+    header, arrays = _saved_header(tmp_path)
+    node = header
+    for key in path[:-1]:
+        try:
+            node = node[key]
+        except (KeyError, IndexError, TypeError):
+            return  # no such place in this header
+    try:
+        node[path[-1]] = value
+    except (IndexError, TypeError):
+        return
+    np.savez(tmp_path / "bad.npz", header=np.array(json.dumps(header)), **arrays)
+    try:
+        model = fastffn.load(tmp_path / "bad.npz")
+    except ValueError:
+        return
+    assert isinstance(model, Sequential)
+    model.forward(X_HARD)  # what loaded runs
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        lambda h: h.update(layers="Linear"),
+        lambda h: h.update(layers={"type": "Linear"}),
+        lambda h: h.update(layers=[2, 3]),
+        lambda h: h["layers"][0].update(m=2.0),
+        lambda h: h.update(loss=["NLL"]),
+        lambda h: h["layers"][1].update(slope="steep"),
+        lambda h: h["layers"][1].update(type="NLL"),
+    ],
+)
+def test_each_malformed_header_the_issue_named_is_a_value_error(tmp_path, change):
+    header, arrays = _saved_header(tmp_path)
+    change(header)
+    np.savez(tmp_path / "bad.npz", header=np.array(json.dumps(header)), **arrays)
+    with pytest.raises(ValueError, match="inconsistent fastffn model"):
+        fastffn.load(tmp_path / "bad.npz")

@@ -184,3 +184,26 @@ def test_bad_parameters_are_named(params, words):
     with pytest.raises(ValueError) as info:
         FFNClassifier(**params).fit(X, y)
     assert words in str(info.value)
+
+
+@pytest.mark.parametrize(
+    "change", [{"solver": "sgd"}, {"alpha": 0.1}, {"beta_1": 0.5}, {"learning_rate_init": 0.01}]
+)
+def test_a_warm_start_fit_takes_the_new_parameters_with_a_new_optimizer(change):
+    """As MLPClassifier: each fit makes its optimizer anew from the parameters; partial_fit
+    keeps it."""
+    X, y = load_digits(return_X_y=True)
+    X, y = X[:200] / 16, y[:200]  # one batch ("auto": 200) an epoch
+    fits = []
+    for params in ({}, change):
+        clf = FFNClassifier((8,), max_iter=5, warm_start=True, random_state=0, tol=0)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            clf.fit(X, y)
+            first_optimizer = clf._optimizer
+            clf.set_params(**params)
+            clf.fit(X, y)
+        assert clf._optimizer is not first_optimizer
+        assert clf._optimizer.t == 5  # this fit's steps only
+        fits.append(clf.coefs_[0])
+    assert not np.array_equal(fits[0], fits[1])

@@ -5,6 +5,7 @@ import multiprocessing
 import os
 import threading
 import time
+from fractions import Fraction
 
 import numpy as np
 import pytest
@@ -245,3 +246,24 @@ def test_data_that_do_not_fit_the_model_are_refused():
     X, Y = blobs()
     with pytest.raises(ValueError, match="X"):
         fastffn.sweep(builder(widths=(2, 4, 3)), X, Y, iters=10, lrate=0.1)
+
+
+def test_scalars_as_0d_arrays_and_fractions_are_taken_as_sgd_takes_them():
+    X, Y = hard()
+    build = builder(widths=(2, 4, 2))
+    as_arrays = fastffn.sweep(build, X, Y, iters=20, lrate=np.array(0.05), seed=np.array(3),
+                              batch_size=np.array(2), every=None)  # fmt: skip
+    as_numbers = fastffn.sweep(build, X, Y, iters=20, lrate=Fraction(1, 20), seed=3,
+                               batch_size=2, every=None)  # fmt: skip
+    assert as_arrays.configs == as_numbers.configs == [{"lrate": 0.05, "seed": 3, "batch_size": 2}]
+    np.testing.assert_array_equal(
+        as_arrays.models[0].modules[0].W, as_numbers.models[0].modules[0].W
+    )
+
+
+def test_seeds_out_of_numpys_range_and_huge_grids_are_refused_up_front():
+    X, Y = hard()
+    with pytest.raises(ValueError, match="seed must be between 0 and 4294967295, got 4294967296"):
+        fastffn.sweep(builder(widths=(2, 4, 2)), X, Y, iters=1, lrate=0.1, seed=2**32)
+    with pytest.raises(ValueError, match=r"the grid holds 1000000000000 models \(1 lrate x"):
+        fastffn.sweep(builder(widths=(2, 4, 2)), X, Y, iters=1, lrate=0.1, seed=range(10**12))
