@@ -83,20 +83,26 @@ def sweep(
         X, Y = first.check_data(X, Y)
         if not training.compilable(first):
             return _one_after_another(build, first, X, Y, configs, iters, every, progress)
-        drawn = {}
-        models, draws = [first], [_draw(X, iters, configs[0], drawn)]
+        models, starts, after = [first], [], {}
         like = architecture(first)
-        for config in configs[1:]:
-            models.append(_build(build, config, like))
-            draws.append(_draw(X, iters, config, drawn))
+        for c, config in enumerate(configs):
+            if c:
+                models.append(_build(build, config, like))
+            starts.append(_stream_state())
+            if c + 1 < len(configs) and configs[c + 1]["seed"] is None:  # builds from here
+                _skip_draws(X.shape[1], iters, config["batch_size"], after)
     result = SweepResult(configs)
     XT, YT = training.samples_as_rows(X), training.samples_as_rows(Y)
     for b in dict.fromkeys(c["batch_size"] for c in configs):
         chosen = [i for i, c in enumerate(configs) if c["batch_size"] == b]
         lrates = [configs[i]["lrate"] for i in chosen]
-        groups = Groups([models[i] for i in chosen], [draws[i] for i in chosen], lrates)
+        draws = Draws([starts[i] for i in chosen], X.shape[1], b)
+        groups = Groups([models[i] for i in chosen], draws, lrates)
         groups.train(XT, YT, iters, every, progress, client)
         groups.unpack(result, chosen, X.shape[1])
+        if chosen[-1] == len(configs) - 1:  # the global state left as the last model's sgd
+            with _GLOBAL_STATE:
+                _set_stream_state(draws.after(iters))
     return result
 
 
@@ -172,26 +178,93 @@ def architecture(model):
     )
 
 
-def _draw(X, iters, config, drawn):
-    """The model's iters by batch_size sample columns, drawn as ``Sequential.sgd`` draws them.
-
-    ``drawn`` maps each state of the global generator drawn from before (and the
-    batch size) to the columns drawn and the state after: where a model starts
-    from the same state as an earlier one (a grid of one seed), the same columns
-    come again without drawing them (16 draws of 10,000: 3 ms).
-    """
-    size = (iters, config["batch_size"])
+def _skip_draws(n, iters, b, after):
+    """Draws from the global state what a model's ``sgd`` draws (iters by b columns of n),
+    keeping none: the next model starts where one after another would. ``after`` maps a
+    state drawn from before (and b) to the state after it: a grid of one seed draws once."""
     before = _stream_state()
-    if before is None:  # the state cannot be read: nothing is reused
-        return np.random.randint(X.shape[1], size=size, dtype=np.int64)
-    key = before, config["batch_size"]
-    if key not in drawn:
-        columns = np.random.randint(X.shape[1], size=size, dtype=np.int64)
-        drawn[key] = columns, _stream_state()
-        return columns
-    columns, after = drawn[key]
-    _set_stream_state(after)
-    return columns
+    if isinstance(before, bytes) and (before, b) in after:
+        _set_stream_state(after[before, b])
+        return
+    _draw_through(np.random.randint, n, iters, b)
+    if isinstance(before, bytes):
+        after[before, b] = _stream_state()
+
+
+def _draw_through(randint, n, iters, b):
+    """``randint(n, size=(iters, b))``'s draws, in blocks of bounded size, none kept."""
+    block = max(1, training.MAX_INDICES // b)
+    for start in range(0, iters, block):
+        randint(n, size=(min(block, iters - start), b), dtype=np.int64)
+
+
+class Draws:
+    """The sample columns of models of one batch size, drawn block by block as each model's
+    ``sgd`` would draw them from the global state: memory bounded by the block, whatever
+    the iterations (a sweep's columns were once drawn whole, up front).
+
+    Args:
+        starts (list): Each model's state of the global generator when its draws begin
+            (``_stream_state``); models starting from one state share their draws.
+        n (int): The columns to draw from.
+        b (int): Columns a step.
+
+    """
+
+    def __init__(self, starts, n, b):
+        self.starts, self.n, self.b = list(starts), n, b
+        self.generators, self.drawn = None, 0
+
+    def __getstate__(self):  # the states travel (to a Dask worker), not the generators
+        return {**self.__dict__, "generators": None, "drawn": 0}
+
+    def part(self, first, last):
+        """The draws of models ``first`` to ``last`` - 1, from their starts."""
+        return Draws(self.starts[first:last], self.n, self.b)
+
+    def take(self, count, groups, lanes):
+        """The next ``count`` steps' columns of every model, laid out for ``numba_sweep``:
+        groups by count by b by lanes (the models in ``Groups``' slots)."""
+        if self.generators is None:
+            unique = {}
+            self.generators = [unique.setdefault(_key(s), _generator(s)) for s in self.starts]
+        out = np.empty((groups, count, self.b, lanes), dtype=np.int64)
+        drawn = {}
+        for i in range(groups * lanes):  # padding repeats the last model (``Groups``)
+            generator = self.generators[min(i, len(self.generators) - 1)]
+            if id(generator) not in drawn:
+                size = (count, self.b)
+                drawn[id(generator)] = generator.randint(self.n, size=size, dtype=np.int64)
+            out[i // lanes, ..., i % lanes] = drawn[id(generator)]
+        self.drawn += count
+        return out
+
+    def after(self, iters):
+        """The global state as the last model's ``sgd`` of ``iters`` steps leaves it."""
+        if self.generators is not None and self.drawn == iters:
+            generator = self.generators[-1]
+        else:  # drawn on Dask's workers: drawn here again
+            generator = _generator(self.starts[-1])
+            _draw_through(generator.randint, self.n, iters, self.b)
+        state = generator.get_state()
+        if not isinstance(self.starts[-1], bytes):
+            return state
+        return state[1].astype(np.uint32).tobytes() + int(state[2]).to_bytes(4, sys.byteorder)
+
+
+def _key(state):
+    return state if isinstance(state, bytes) else repr(state)
+
+
+def _generator(state):
+    """A RandomState that draws as the global one did from ``state`` (``_stream_state``'s)."""
+    if isinstance(state, bytes):
+        bits = np.random.MT19937()
+        ctypes.memmove(bits.ctypes.state_address, state, _MT19937_BYTES)
+        return np.random.RandomState(bits)
+    generator = np.random.RandomState()
+    generator.set_state(state)
+    return generator
 
 
 #: NumPy's C struct of an MT19937 state: 624 uint32 words, then an int position.
@@ -201,15 +274,18 @@ _MT19937_BYTES = 624 * 4 + 4
 def _stream_state():
     """The bytes of the global generator's MT19937 state (what ``randint`` draws from;
     ``get_state`` adds the cached Gaussian), read in place: 1 us, where ``get_state``
-    takes 60-80 us. None where they do not read as ``get_state`` says."""
+    takes 60-80 us; ``get_state``'s tuple where they do not read as it says."""
     if not _layout_is_numpys():
-        return None
+        return np.random.get_state()
     return ctypes.string_at(np.random.get_bit_generator().ctypes.state_address, _MT19937_BYTES)
 
 
 def _set_stream_state(state):
     """Writes bytes ``_stream_state`` read back into the global generator (``randint``'s
-    part of ``set_state``, which takes 60-80 us)."""
+    part of ``set_state``, which takes 60-80 us); a ``get_state`` tuple by ``set_state``."""
+    if not isinstance(state, bytes):
+        np.random.set_state(state)
+        return
     ctypes.memmove(np.random.get_bit_generator().ctypes.state_address, state, _MT19937_BYTES)
 
 
@@ -267,6 +343,7 @@ class Groups:
     def __init__(self, models, draws, lrates):
         from .backends import numba_sweep
 
+        self.draws = draws
         count = len(models)
         self.M = numba_sweep.LANES
         self.G = math.ceil(count / self.M)
@@ -275,27 +352,26 @@ class Groups:
         self.ops, self.shapes, self.coefs = packed[0].ops, packed[0].shapes, packed[0].coefs
         dtype = packed[0].params.dtype
         self.params = side_by_side([packed[i].params for i in slots], self.G)
-        self.indices = side_by_side([draws[i] for i in slots], self.G)
         self.lrates = np.array([lrates[i] for i in slots], dtype=dtype).reshape(self.G, self.M)
         self.count, self.models = count, models
 
     def train(self, XT, YT, iters, every, progress, client):
         """Runs every step; the outputs land in this object's arrays."""
-        records = len(range(training.next_record(0, every), iters, every)) if every else 0
-        arrays = (self.ops, self.shapes, self.coefs, self.params, XT, YT, self.indices, self.lrates)
+        arrays = (self.ops, self.shapes, self.coefs, self.params, XT, YT, self.draws, self.lrates)
         if client is None:
             per_model = lambda steps: progress(steps * self.count)  # noqa: E731
-            out = _train_here(*arrays, every or 0, records, per_model, threads=os.cpu_count() or 1)
+            out = _train_here(*arrays, iters, every or 0, per_model,
+                              threads=os.cpu_count() or 1)  # fmt: skip
         else:
-            out = self._train_on(client, arrays, every or 0, records, progress)
+            out = self._train_on(client, arrays, iters, every or 0, progress)
         self.params, self.rec_losses, self.rec_hits, self.stopped, self.hits = out
         self.every = every
 
-    def _train_on(self, client, arrays, every, records, progress):
+    def _train_on(self, client, arrays, iters, every, progress):
         """The groups in one chunk a worker thread, on the cluster; outputs in group order."""
         from distributed import as_completed
 
-        ops, shapes, coefs, params, XT, YT, indices, lrates = arrays
+        ops, shapes, coefs, params, XT, YT, draws, lrates = arrays
         threads = sum(client.nthreads().values()) or 1
         bounds = np.linspace(0, self.G, min(self.G, threads) + 1).round().astype(int)
         # Once to each worker, not once a task; unhashed, so that a release of an earlier
@@ -304,17 +380,25 @@ class Groups:
         futures = []
         try:
             for a, b in itertools.pairwise(bounds):
-                chunk = params[a:b], *data, indices[a:b], lrates[a:b]
+                part = draws.part(a * self.M, b * self.M)  # the states, not the columns
+                chunk = params[a:b], *data, part, lrates[a:b]
                 futures.append(
                     client.submit(
-                        _train_groups, ops, shapes, coefs, *chunk, every, records, pure=False
+                        _train_groups,
+                        ops,
+                        shapes,
+                        coefs,
+                        *chunk,
+                        iters,
+                        every,
+                        pure=False,
                     )
                 )
             chunks = dict(zip([f.key for f in futures], itertools.pairwise(bounds), strict=True))
             for future in as_completed(futures):
                 future.result()  # raises a worker's error here
                 a, b = chunks[future.key]
-                progress(indices.shape[1] * (min(b * self.M, self.count) - a * self.M))
+                progress(iters * (min(b * self.M, self.count) - a * self.M))
             parts = client.gather(futures)
         finally:  # an error, or Ctrl-C: nothing of this sweep keeps running
             client.cancel(futures)
@@ -353,46 +437,52 @@ def side_by_side(arrays, groups):
     return out
 
 
-def _outputs(params, records):
+def _records(params, records):
+    """Arrays for the losses and hit counts of ``records`` records of each model."""
     G, _, M = params.shape
-    dtype = params.dtype
-    return (
-        np.full((G, records, M), np.nan, dtype=dtype),
-        np.zeros((G, records, M), dtype=np.int64),
-        np.full((G, M), -1, dtype=np.int64),
-    )
+    return np.full((G, records, M), np.nan, params.dtype), np.zeros((G, records, M), np.int64)
 
 
-def _train_here(
-    ops, shapes, coefs, params, XT, YT, indices, lrates, every, records, progress, threads
-):
+def _train_here(ops, shapes, coefs, params, XT, YT, draws, lrates, iters, every, progress, threads):
     """Every group's steps on ``threads`` threads (a group a thread at a time), in chunks
     of about ``training.CHUNK_SECONDS`` (progress between them, Ctrl-C lands there);
     then the final accuracies, a group a thread too."""
     from .backends import numba_sweep
 
-    rec_losses, rec_hits, stopped = _outputs(params, records)
+    stopped = np.full((params.shape[0], params.shape[2]), -1, dtype=np.int64)
+    losses, hits_at = [], []  # each chunk's records, appended as sgd appends its history
     tiny = np.finfo(params.dtype).tiny
-    iters, G, M = indices.shape[1], params.shape[0], params.shape[2]
+    G, M = params.shape[0], params.shape[2]
+    most = max(1, training.MAX_INDICES // (draws.b * G * M))  # columns drawn at once, bounded
     hits = np.zeros((G, M), dtype=np.int64)
 
-    loop = numba_sweep.kernels(ops, shapes, coefs, indices.shape[2])
+    loop = numba_sweep.kernels(ops, shapes, coefs, draws.b)
 
-    def steps(g, it, count):
+    def steps(g, it, indices, rec_losses, rec_hits):
         loop.group_steps(
-            params[g], XT, YT, indices[g, it : it + count], lrates[g], tiny, it, every,
+            params[g], XT, YT, indices[g], lrates[g], tiny, it, every,
             rec_losses[g], rec_hits[g], stopped[g],
         )  # fmt: skip
 
     it, chunk = 0, training.first_chunk((loop, G))  # as the last sweep of its kind measured
     while it < iters:
-        count = min(chunk, iters - it)
+        count = min(chunk, iters - it, most)
         start = time.perf_counter()
-        _each_group(functools.partial(steps, it=it, count=count), G, threads)
+        indices = draws.take(count, G, M)
+        recorded = range(training.next_record(it, every), it + count, every) if every else ()
+        rec_losses, rec_hits = _records(params, len(recorded))
+        losses.append(rec_losses)
+        hits_at.append(rec_hits)
+        work = functools.partial(steps, it=it, indices=indices, rec_losses=rec_losses,
+                                 rec_hits=rec_hits)  # fmt: skip
+        _each_group(work, G, threads)
         chunk = training.next_chunk((loop, G), count, start)
         it += count
         progress(count)
     _each_group(lambda g: loop.group_correct(params[g], XT, YT, hits[g]), G, threads)
+    if not losses:  # no steps
+        losses, hits_at = ([a] for a in _records(params, 0))
+    rec_losses, rec_hits = np.concatenate(losses, axis=1), np.concatenate(hits_at, axis=1)
     return params, rec_losses, rec_hits, stopped, hits
 
 
@@ -436,23 +526,11 @@ def _forget_pool():
 os.register_at_fork(after_in_child=_forget_pool)
 
 
-def _train_groups(ops, shapes, coefs, params, XT, YT, indices, lrates, every, records):
+def _train_groups(ops, shapes, coefs, params, XT, YT, draws, lrates, iters, every):
     """``_train_here`` on a Dask worker thread, on that thread alone: its results
     instead of progress. The grid is cut into one chunk a worker thread."""
-    return _train_here(
-        ops,
-        shapes,
-        coefs,
-        params,
-        XT,
-        YT,
-        indices,
-        lrates,
-        every,
-        records,
-        lambda s: None,
-        threads=1,
-    )
+    arrays = ops, shapes, coefs, params, XT, YT, draws, lrates
+    return _train_here(*arrays, iters, every, lambda s: None, threads=1)
 
 
 class SweepResult:

@@ -267,3 +267,45 @@ def test_seeds_out_of_numpys_range_and_huge_grids_are_refused_up_front():
         fastffn.sweep(builder(widths=(2, 4, 2)), X, Y, iters=1, lrate=0.1, seed=2**32)
     with pytest.raises(ValueError, match=r"the grid holds 1000000000000 models \(1 lrate x"):
         fastffn.sweep(builder(widths=(2, 4, 2)), X, Y, iters=1, lrate=0.1, seed=range(10**12))
+
+
+class FirstChunk(Exception):
+    pass
+
+
+def test_memory_is_bounded_whatever_the_iterations():
+    """A sweep draws its columns block by block, as sgd does: 10**11 steps start at once (they
+    were drawn whole up front: 745 GiB), and what a Dask task carries is the states."""
+    import pickle
+    import tracemalloc
+
+    from fastffn.sweeps import Draws
+
+    X, Y = hard()
+
+    def stop(done, total):
+        assert total == 4 * 10**11
+        raise FirstChunk
+
+    tracemalloc.start()
+    try:
+        with pytest.raises(FirstChunk):
+            fastffn.sweep(builder(widths=(2, 4, 2)), X, Y, iters=10**11, lrate=[0.1, 0.2],
+                          seed=[0, 1], batch_size=8, report=stop)  # fmt: skip
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 64 << 20, peak
+    np.random.seed(0)
+    draws = Draws([fastffn.sweeps._stream_state()] * 32, X.shape[1], 8)
+    assert len(pickle.dumps(draws)) < 100_000
+
+
+def test_draws_in_blocks_are_the_columns_sgd_draws():
+    from fastffn.sweeps import Draws
+
+    np.random.seed(5)
+    draws = Draws([fastffn.sweeps._stream_state()], 100, 3)
+    blocks = np.concatenate([draws.take(k, 1, 2)[0, ..., 0] for k in (1, 7, 50)])
+    np.random.seed(5)
+    np.testing.assert_array_equal(blocks, np.random.randint(100, size=(58, 3)))

@@ -27,8 +27,8 @@ them out; b samples a batch):
 - ``indices``: G by iters by b by M, the columns each model draws;
 - ``lrates``: G by M, of the model's dtype;
 - ``record_losses``, ``record_hits``: G by R by M, the loss and the count of
-  training points classified right at each record (iteration ``it`` with
-  ``it % every == 1 % every``; record r is at ``1 % every + r * every``);
+  training points classified right at each record of the steps of the call
+  (iteration ``it`` with ``it % every == 1 % every``);
 - ``stopped``: G by M int64, the iteration at which a model's loss, gradients or
   outputs stopped being finite (that step not applied, the model's weights kept
   from before it), else -1.
@@ -385,6 +385,7 @@ def group_steps(params, XT, YT, indices, lrates, tiny, first, every, rec_losses,
     rate = step_sizes(lrates, stopped)
 
     next_record = first_record(first, every)
+    done = (first + next_record - 1 % every) // every if every else 0  # records before this call
     for s in range(indices.shape[0]):
         it = first + s
         record = s == next_record
@@ -396,7 +397,7 @@ def group_steps(params, XT, YT, indices, lrates, tiny, first, every, rec_losses,
                     stopped[q] = it
                     kept[:, q] = params[:, q]
                     params[:, q] = 0
-                rec_hits[(it - 1 % every) // every, q] = hits[q]
+                rec_hits[(it - 1 % every) // every - done, q] = hits[q]
             rate = step_sizes(lrates, stopped)
         for j in range({b}):
             t = row(indices[s], j)
@@ -413,7 +414,7 @@ def group_steps(params, XT, YT, indices, lrates, tiny, first, every, rec_losses,
                         y, p = YT[indices[s, j, q], i], acts[out + i, q]
                         if y != 0 or not np.isfinite(p):  # else the term is 0: no log to take
                             loss -= y * np.log(max(p, tiny))
-                rec_losses[(it - 1 % every) // every, q] = loss
+                rec_losses[(it - 1 % every) // every - done, q] = loss
         for j in range({b}):  # SoftMax and NLL differentiated together: p sum(y) - y
             t, out, g = row(indices[s], j), {out}, {last}
             total = zero
