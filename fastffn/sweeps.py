@@ -18,6 +18,7 @@ import os
 import sys
 import threading
 import time
+import uuid
 from concurrent.futures import ThreadPoolExecutor, wait
 
 import numpy as np
@@ -29,6 +30,8 @@ from .sequential import Sequential
 
 #: The grid's axes, in the order of its product (the last varies fastest).
 AXES = ("lrate", "seed", "batch_size")
+#: Seconds a sweep waits for a worker to join a cluster that has none.
+WORKER_WAIT = 30
 #: The most models a grid may hold: past this, building them would exhaust the memory.
 MAX_MODELS = 100_000
 #: Seeding, building and drawing use NumPy's global state: one sweep at a time.
@@ -87,7 +90,7 @@ def sweep(
         like = architecture(first)
         for c, config in enumerate(configs):
             if c:
-                models.append(_build(build, config, like))
+                models.append(_build(build, config, like, first))
             starts.append(_stream_state())
             if c + 1 < len(configs) and configs[c + 1]["seed"] is None:  # builds from here
                 _skip_draws(X.shape[1], iters, config["batch_size"], after)
@@ -148,16 +151,28 @@ def _check_client(client):
         raise TypeError(f"client must be a dask.distributed.Client or None, got {client!r}")
     if status != "running":
         raise ValueError(f"client must be a running dask.distributed.Client, got one {status}")
+    if not client.nthreads():
+        try:
+            client.wait_for_workers(1, timeout=WORKER_WAIT)
+        except TimeoutError:
+            raise TimeoutError(
+                f"client: the cluster has no workers, and none joined in {WORKER_WAIT} s"
+            ) from None
 
 
-def _build(build, config, like=None):
+def _build(build, config, like=None, first=None):
     """Seeds the global state as ``config`` says, then builds a model (checked against
-    ``like``, the first model's ``architecture``)."""
+    ``like``, the first model's ``architecture``, and against being ``first`` itself)."""
     if config["seed"] is not None:
         np.random.seed(config["seed"])
     model = build()
     if not isinstance(model, Sequential):
         raise TypeError(f"build must return a Sequential, got {model!r}")
+    if first is not None and (model is first or model.layers[0] is first.layers[0]):
+        raise ValueError(
+            "build must return a new model each call (with new layers): it returned the "
+            "first model's again, and every result would be the last one trained"
+        )
     if like is not None and architecture(model) != like:
         raise ValueError(
             f"build must return models of one architecture: got {architecture(model)} after {like}"
@@ -317,7 +332,7 @@ def _one_after_another(build, first, X, Y, configs, iters, every, progress):
     """The grid through ``Sequential.sgd``, one model at a time (models it cannot compile)."""
     result, like = SweepResult(configs), architecture(first)
     for c, config in enumerate(configs):
-        model = first if c == 0 else _build(build, config, like)
+        model = first if c == 0 else _build(build, config, like, first)
         history, stopped = [], None
         try:
             history = model.sgd(
@@ -368,8 +383,13 @@ class Groups:
         self.every = every
 
     def _train_on(self, client, arrays, iters, every, progress):
-        """The groups in one chunk a worker thread, on the cluster; outputs in group order."""
-        from distributed import as_completed
+        """The groups in one chunk a worker thread, on the cluster; outputs in group order.
+
+        A Dask Event tells the workers to stop: their tasks look at it between chunks
+        (``_train_groups``), so an error or Ctrl-C here stops them within a chunk,
+        where cancelling alone left them computing for seconds.
+        """
+        from distributed import Event, as_completed
 
         ops, shapes, coefs, params, XT, YT, draws, lrates = arrays
         threads = sum(client.nthreads().values()) or 1
@@ -377,7 +397,8 @@ class Groups:
         # Once to each worker, not once a task; unhashed, so that a release of an earlier
         # sweep's copy of the same data cannot race with this one.
         data = client.scatter([XT, YT], broadcast=True, hash=False)
-        futures = []
+        futures, stop = [], Event(f"fastffn-sweep-stop-{uuid.uuid4().hex}", client=client)
+        finished = False
         try:
             for a, b in itertools.pairwise(bounds):
                 part = draws.part(a * self.M, b * self.M)  # the states, not the columns
@@ -391,6 +412,7 @@ class Groups:
                         *chunk,
                         iters,
                         every,
+                        stop.name,
                         pure=False,
                     )
                 )
@@ -400,7 +422,9 @@ class Groups:
                 a, b = chunks[future.key]
                 progress(iters * (min(b * self.M, self.count) - a * self.M))
             parts = client.gather(futures)
+            finished = True
         finally:  # an error, or Ctrl-C: nothing of this sweep keeps running
+            stop.set() if not finished else stop.clear()  # clear: the scheduler forgets it
             client.cancel(futures)
         return tuple(np.concatenate(p) for p in zip(*parts, strict=True))
 
@@ -526,11 +550,29 @@ def _forget_pool():
 os.register_at_fork(after_in_child=_forget_pool)
 
 
-def _train_groups(ops, shapes, coefs, params, XT, YT, draws, lrates, iters, every):
-    """``_train_here`` on a Dask worker thread, on that thread alone: its results
-    instead of progress. The grid is cut into one chunk a worker thread."""
+class Stopped(Exception):
+    """A sweep's client stopped it (``Groups._train_on``)."""
+
+
+def _train_groups(ops, shapes, coefs, params, XT, YT, draws, lrates, iters, every, stop):
+    """``_train_here`` on a Dask worker thread, on that thread alone, until the Event named
+    ``stop`` is set (checked between chunks, at most every ``STOP_CHECK`` seconds)."""
+    from distributed import Event
+
+    event, checked = Event(stop), [time.perf_counter()]
+
+    def check(steps):
+        if time.perf_counter() - checked[0] >= STOP_CHECK:
+            checked[0] = time.perf_counter()
+            if event.is_set():
+                raise Stopped(stop)
+
     arrays = ops, shapes, coefs, params, XT, YT, draws, lrates
-    return _train_here(*arrays, iters, every, lambda s: None, threads=1)
+    return _train_here(*arrays, iters, every, check, threads=1)
+
+
+#: Seconds between a Dask task's looks at its stop Event (a call to the scheduler).
+STOP_CHECK = 0.25
 
 
 class SweepResult:

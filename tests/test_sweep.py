@@ -309,3 +309,13 @@ def test_draws_in_blocks_are_the_columns_sgd_draws():
     blocks = np.concatenate([draws.take(k, 1, 2)[0, ..., 0] for k in (1, 7, 50)])
     np.random.seed(5)
     np.testing.assert_array_equal(blocks, np.random.randint(100, size=(58, 3)))
+
+
+def test_a_build_returning_one_model_again_is_refused():
+    X, Y = hard()
+    model = builder(widths=(2, 4, 2))()
+    with pytest.raises(ValueError, match="build must return a new model each call"):
+        fastffn.sweep(lambda: model, X, Y, iters=10, lrate=[0.1, 0.2])
+    layers = model.modules  # new Sequentials around the same layers share their weights
+    with pytest.raises(ValueError, match="build must return a new model each call"):
+        fastffn.sweep(lambda: Sequential(layers, NLL()), X, Y, iters=10, lrate=[0.1, 0.2])

@@ -75,3 +75,36 @@ def test_bad_input_submits_nothing(client):
     with pytest.raises(ValueError, match="X"):
         sweep(builder(), X[:1], Y, iters=10, lrate=0.01, client=client)
     assert idle(client)
+
+
+def test_ctrl_c_stops_the_workers_within_a_second(client):
+    """The README's promise: nothing of the sweep keeps running. Running tasks look at a
+    stop Event between chunks; cancelling alone left both workers busy for 3-8 s."""
+    import _thread
+    import threading
+    import time
+
+    X, Y = blobs(n=2000)
+    timer = threading.Timer(1.5, _thread.interrupt_main)
+    timer.start()
+    start = time.perf_counter()
+    with pytest.raises(KeyboardInterrupt):
+        sweep(builder(), X, Y, iters=10**7, lrate=[0.01] * 16, client=client, every=None)
+    assert time.perf_counter() - start < 5
+    time.sleep(1.0)  # a chunk and a look at the Event
+    before = client.run(time.process_time)
+    time.sleep(1.0)
+    busy = {w: t - before[w] for w, t in client.run(time.process_time).items()}
+    assert all(seconds < 0.3 for seconds in busy.values()), busy
+    assert idle(client)
+
+
+def test_a_cluster_without_workers_times_out_with_a_clear_message(monkeypatch):
+    import fastffn.sweeps
+
+    monkeypatch.setattr(fastffn.sweeps, "WORKER_WAIT", 0.5)
+    cluster = distributed.LocalCluster(n_workers=0, processes=False, dashboard_address=":0")
+    with cluster, distributed.Client(cluster) as empty:
+        X, Y = blobs()
+        with pytest.raises(TimeoutError, match="the cluster has no workers, and none joined"):
+            sweep(builder(), X, Y, iters=10, lrate=0.01, client=empty)
