@@ -27,6 +27,13 @@ from ._validation import as_step_size
 
 #: The rules, in the order of their codes in the compiled loops.
 RULES = ("sgd", "momentum", "nesterov", "adam")
+#: The hyperparameters each rule uses (weight_decay: every rule).
+_HYPER = {
+    "sgd": (),
+    "momentum": ("momentum",),
+    "nesterov": ("momentum",),
+    "adam": ("beta1", "beta2", "eps"),
+}
 
 
 class Optimizer:
@@ -34,10 +41,11 @@ class Optimizer:
 
     Args:
         rule (str): One of ``RULES``.
-        momentum (float): For momentum and nesterov, in [0, 1).
-        beta1 (float): Adam's decay of the first moment, in [0, 1).
-        beta2 (float): Adam's decay of the second moment, in [0, 1).
-        eps (float): Adam's term that keeps the division finite, > 0.
+        momentum (float): For momentum and nesterov, in [0, 1) (default 0.9).
+        beta1 (float): Adam's decay of the first moment, in [0, 1) (default 0.9).
+        beta2 (float): Adam's decay of the second moment, in [0, 1) (default 0.999).
+        eps (float): Adam's term that keeps the division finite, > 0 (default 1e-8).
+            A rule given a hyperparameter it does not use raises ValueError.
         weight_decay (float): L2 penalty: ``weight_decay * W`` is added to each
             W's gradient (the gradient of ``weight_decay / 2 * ||W||**2``), >= 0.
 
@@ -48,16 +56,25 @@ class Optimizer:
 
     """
 
-    def __init__(self, rule="sgd", *, momentum=0.9, beta1=0.9, beta2=0.999, eps=1e-8,
+    def __init__(self, rule="sgd", *, momentum=None, beta1=None, beta2=None, eps=None,
                  weight_decay=0.0):  # fmt: skip
         if rule not in RULES:
             raise ValueError(f"optimizer must be one of {RULES}, got {rule!r}")
+        given = {"momentum": momentum, "beta1": beta1, "beta2": beta2, "eps": eps}
+        unused = [k for k, v in given.items() if v is not None and k not in _HYPER[rule]]
+        if unused:
+            raise ValueError(
+                f"optimizer {rule!r} takes no {', '.join(unused)} (it uses "
+                f"{', '.join(_HYPER[rule]) or 'only weight_decay'}): drop it, or choose "
+                f"{'momentum or nesterov' if 'momentum' in unused else 'adam'}"
+            )
         self.rule = rule
-        self.momentum = _fraction("momentum", momentum)
-        self.beta1, self.beta2 = _fraction("beta1", beta1), _fraction("beta2", beta2)
-        self.eps = as_step_size("eps", eps)
+        self.momentum = _fraction("momentum", 0.9 if momentum is None else momentum)
+        self.beta1 = _fraction("beta1", 0.9 if beta1 is None else beta1)
+        self.beta2 = _fraction("beta2", 0.999 if beta2 is None else beta2)
+        self.eps = as_step_size("eps", 1e-8 if eps is None else eps)
         self.weight_decay = _fraction("weight_decay", weight_decay, high=math.inf)
-        self.t, self.slots = 0, None
+        self.t, self.slots, self._model = 0, None, None
 
     def __repr__(self):
         return (
@@ -75,8 +92,19 @@ class Optimizer:
         """The rule's code in the compiled loops (sgd with weight decay runs as momentum 0)."""
         return RULES.index("momentum" if self.rule == "sgd" and not self.plain else self.rule)
 
-    def prepare(self, size, dtype):
-        """Zero state for P = ``size`` weights, unless it holds theirs already."""
+    def prepare(self, model, size, dtype):
+        """Zero state for P = ``size`` weights of ``model``, unless it holds theirs already.
+
+        An optimizer is bound to the model it first updates: its state is that model's
+        velocities or moments, and carrying them to another model, however alike, would
+        be silently wrong.
+        """
+        if self._model is not None and self._model is not model and self.t:
+            raise ValueError(
+                "this optimizer holds the state of another model: give each model an "
+                "Optimizer of its own"
+            )
+        self._model = model  # a reference, not a weak one: pickled beside its model
         if self.slots is None or self.slots.shape != (2, size) or self.slots.dtype != dtype:
             if self.slots is not None and self.t:
                 raise ValueError(

@@ -56,8 +56,9 @@ class Sequential:
 
     @property
     def backend(self):
-        """The backend of the layers when they share one, else None."""
-        names = {m.backend for m in self.layers}
+        """The backend the layers run on when they share one (a layer given none runs on
+        the default here: ``fastffn.get_backend()``), else None."""
+        names = {m.backend or backends.get_backend() for m in self.layers}
         return names.pop() if len(names) == 1 else None
 
     @backend.setter

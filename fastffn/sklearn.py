@@ -289,8 +289,9 @@ class FFNClassifier(ClassifierMixin, BaseEstimator):
         if self.solver == "adam":
             return Optimizer("adam", beta1=self.beta_1, beta2=self.beta_2, eps=self.epsilon,
                              weight_decay=self.alpha)  # fmt: skip
+        if self.momentum == 0:
+            return Optimizer("sgd", weight_decay=self.alpha)
         rule = "nesterov" if self.nesterovs_momentum else "momentum"
-        rule = "sgd" if self.momentum == 0 else rule
         return Optimizer(rule, momentum=self.momentum, weight_decay=self.alpha)
 
     def _encode(self, y):

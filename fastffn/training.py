@@ -86,7 +86,8 @@ class Trainer:
                 raise ValueError(
                     f"optimizer {optimizer.rule!r} needs layers of one dtype, got {dtypes}"
                 )
-            optimizer.prepare(sum(m.W.size + m.n for m in model.linear_layers), dtypes.pop())
+            size = sum(m.W.size + m.n for m in model.linear_layers)
+            optimizer.prepare(model, size, dtypes.pop())
         if not isinstance(average, bool):
             raise TypeError(f"average must be True or False, got {average!r}")
         self.model, (self.X, self.Y) = model, model.check_data(X, Y)
@@ -105,6 +106,8 @@ class Trainer:
         """
         iters = as_count("iters", iters, minimum=0)
         lrate = as_step_size("lrate", lrate)
+        if self.X.dtype.type(lrate) == 0:
+            raise ValueError(f"lrate {lrate} is 0 in the model's dtype, {self.X.dtype}")
         batch_size = as_count("batch_size", batch_size)
         every = None if every is None else as_count("every", every)
         if not (isinstance(report, bool) or callable(report)):
