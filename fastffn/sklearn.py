@@ -30,7 +30,7 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 from .layers import HIDDEN_ACTIVATIONS, NLL, Linear, SoftMax
 from .optimizers import Optimizer
 from .sequential import Sequential
-from .training import Trainer
+from .training import Diverged, Trainer
 
 
 class FFNClassifier(ClassifierMixin, BaseEstimator):
@@ -216,7 +216,12 @@ class FFNClassifier(ClassifierMixin, BaseEstimator):
         best = None
         for _ in range(1 if incremental else self.max_iter):
             order = rng.permutation(n) if self.shuffle else np.arange(n)
-            loss = self._epoch(trainer, order, size)
+            try:
+                loss = self._epoch(trainer, order, size)
+            except Diverged as error:  # named by its epoch, in the estimator's terms
+                where = f"in epoch {self.n_iter_ + 1}, "
+                raise Diverged(error.iteration, error.loss, error.history, where,
+                               "learning_rate_init") from None  # fmt: skip
             self.n_iter_ += 1
             self.t_ += n
             self.loss_curve_.append(loss)

@@ -507,9 +507,10 @@ class Diverged(FloatingPointError):
 
     """
 
-    def __init__(self, it, loss, history=()):
+    def __init__(self, it, loss, history=(), where="", rate="lrate"):
         super().__init__(
-            f"training diverged at iteration {it}: the loss ({loss}) or a gradient is not "
-            "finite; the model keeps its weights from before that step (try a smaller lrate)"
+            f"training diverged {where}at iteration {it}: the loss ({loss}) or a gradient is "
+            f"not finite; the model keeps its weights from before that step (try a smaller "
+            f"{rate})"
         )
-        self.iteration, self.history = it, list(history)
+        self.iteration, self.loss, self.history = it, loss, list(history)

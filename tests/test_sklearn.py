@@ -207,3 +207,12 @@ def test_a_warm_start_fit_takes_the_new_parameters_with_a_new_optimizer(change):
         assert clf._optimizer.t == 5  # this fit's steps only
         fits.append(clf.coefs_[0])
     assert not np.array_equal(fits[0], fits[1])
+
+
+def test_a_fit_that_diverges_names_its_epoch():
+    X, y = load_digits(return_X_y=True)
+    clf = FFNClassifier((16,), solver="sgd", momentum=0.9, learning_rate_init=1e300, max_iter=5,
+                        random_state=0)  # fmt: skip
+    with pytest.raises(FloatingPointError, match=r"diverged in epoch 1, at iteration \d+: .*"
+                       r"try a smaller learning_rate_init"):  # fmt: skip
+        clf.fit(X, y)
