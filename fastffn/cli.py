@@ -1,12 +1,13 @@
-"""The command line: ``fastffn train`` and ``fastffn sweep``.
+"""The command line: ``fastffn train``, ``fastffn sweep`` and ``fastffn warmup``.
 
 ``fastffn train`` with no options is the notebook's job: the 2-10-10-2 ReLU
 network trained by SGD on hard(), on the numba backend, printing the
 notebook's report lines, the final training accuracy and the wall time.
 ``fastffn sweep`` trains a grid of learning rates, seeds and batch sizes at once
 (``fastffn.sweep``), here or on a Dask cluster, and prints the grid best first.
-``fastffn --version`` says which numba runs and whether the loop built at
-install is in use. Speed is measured by the benchmark suites (``benchmarks/``).
+``fastffn warmup`` fills the compile cache ahead of use. ``fastffn --version``
+says which numba runs and whether the loop built at install is in use. Speed
+is measured by the benchmark suites (``benchmarks/``).
 """
 
 import argparse
@@ -289,6 +290,24 @@ def cluster(args):
         yield client
 
 
+def run_warmup(args):
+    from .warmup import warmup
+
+    start = time.perf_counter()
+    kinds = warmup(args.kinds)
+    print(f"compiled for {', '.join(kinds)} in {time.perf_counter() - start:.1f} s")
+
+
+def kind_list(text):
+    """An argparse type: kinds of run to compile for, e.g. sgd,sweep."""
+    from .warmup import KINDS
+
+    kinds = [k.strip() for k in text.split(",") if k.strip()]
+    if not kinds or not set(kinds) <= set(KINDS):
+        raise argparse.ArgumentTypeError(f"needs kinds among {','.join(KINDS)}, got {text!r}")
+    return kinds
+
+
 def add_data_options(add):
     """The options train and sweep share: the data set and the network's hidden layers."""
     add("--dataset", choices=COURSE_DATASETS + GENERATED_DATASETS, default="hard", help="data set")
@@ -365,6 +384,13 @@ def make_parser():
     )
     add("--plot", metavar="OUT.png", help="save the loss curves and accuracy against learning rate")
 
+    u = commands.add_parser(
+        "warmup", help="fill the compile cache (for images and containers)",
+        formatter_class=defaults,
+    )  # fmt: skip
+    u.set_defaults(run=run_warmup)
+    u.add_argument("--kinds", type=kind_list, help="sgd,optimizers,classifier,sweep,kernels "
+                   "(default: all)")  # fmt: skip
     return parser
 
 

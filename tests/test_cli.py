@@ -1,5 +1,6 @@
 """The command line, run as a user runs it: in a subprocess."""
 
+import os
 import subprocess
 import sys
 from importlib.metadata import entry_points
@@ -81,7 +82,7 @@ def test_help_explains_every_option(command):
     code, out, _ = fastffn_cli(*command, "--help")
     assert code == 0
     options = {
-        (): ["train", "sweep", "--version"],
+        (): ["train", "sweep", "warmup", "--version"],
         ("sweep",): ["--dataset", "--layers", "--lrate", "--seeds", "--batch-size", "--iters",
                      "--workers", "--scheduler", "--plot"],
         ("train",): ["--dataset", "--layers", "--activation", "--iters", "--lrate", "--batch-size",
@@ -126,6 +127,7 @@ def test_help_explains_every_option(command):
             1,
             "test_size must leave a sample on each side of the split of 4, got 0.9",
         ),
+        (["warmup", "--kinds", "sgd,jax"], 2, "--kinds: needs kinds among sgd,optimizers"),
         (["fly"], 2, "invalid choice: 'fly'"),
         ([], 2, "the following arguments are required: command"),
     ],
@@ -271,3 +273,23 @@ def test_version_says_whether_the_loop_built_at_install_runs(capsys, monkeypatch
     finally:
         monkeypatch.undo()
         aot.extension.cache_clear()
+
+
+def test_warmup_fills_the_cache_that_a_later_process_loads(tmp_path):
+    env = {**os.environ, "NUMBA_CACHE_DIR": str(tmp_path)}
+    done = subprocess.run([sys.executable, "-m", "fastffn", "warmup", "--kinds", "kernels"],
+                          capture_output=True, text=True, env=env, check=True)  # fmt: skip
+    assert done.stdout.startswith("compiled for kernels in ")
+    code = (
+        "import numpy as np\n"
+        "from fastffn import functional as F\n"
+        "from fastffn.backends import numba as K\n"
+        "Z = F.linear(np.ones((3, 2)), np.ones((3, 4)), np.zeros((4, 1)), backend='numba')\n"
+        "F.leaky_relu_backward(F.leaky_relu(Z), Z, backend='numba')\n"
+        "kernels = (K._linear_forward, K.leaky_relu_forward, K.leaky_relu_backward)\n"
+        "print(sum(sum(k.stats.cache_hits.values()) for k in kernels),\n"
+        "      sum(sum(k.stats.cache_misses.values()) for k in kernels))\n"
+    )
+    later = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env,
+                           check=True)  # fmt: skip
+    assert later.stdout.split() == ["3", "0"]  # every kernel from the cache, none compiled
