@@ -10,7 +10,6 @@ import os
 import warnings
 
 from numba import types
-from numba.core.errors import NumbaPendingDeprecationWarning
 
 from . import aot
 from .numba_column import column_correct, column_steps
@@ -53,7 +52,7 @@ def signatures(dtype):
 def compile_extension(output_dir):
     """Writes the extension ``aot.EXTENSION`` into ``output_dir``, for this machine's CPU."""
     with warnings.catch_warnings():  # pending since numba 0.57, no replacement yet
-        warnings.simplefilter("ignore", NumbaPendingDeprecationWarning)
+        warnings.filterwarnings("ignore", message="The 'pycc' module is pending deprecation")
         from numba.pycc import CC
 
     cc = CC(aot.EXTENSION.rpartition(".")[2])
