@@ -242,7 +242,10 @@ class Draws:
         groups by count by b by lanes (the models in ``Groups``' slots)."""
         if self.generators is None:
             unique = {}
-            self.generators = [unique.setdefault(_key(s), _generator(s)) for s in self.starts]
+            for state in self.starts:  # one generator a distinct start
+                if _key(state) not in unique:
+                    unique[_key(state)] = _generator(state)
+            self.generators = [unique[_key(state)] for state in self.starts]
         out = np.empty((groups, count, self.b, lanes), dtype=np.int64)
         drawn = {}
         for i in range(groups * lanes):  # padding repeats the last model (``Groups``)
