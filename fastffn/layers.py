@@ -36,6 +36,9 @@ class Layer:
     """
 
     _backend = None
+    #: The name of the layer's one coefficient (LeakyReLU's "slope"), which its kernels
+    #: take after their arrays and saved files keep; None where it has none.
+    coef = None
 
     @property
     def backend(self):
@@ -180,17 +183,15 @@ class Linear(Layer):
 class Activation(Layer):
     """An elementwise layer computed by the kernels ``<kernel>_forward`` and ``<kernel>_backward``.
 
-    Subclasses set ``kernel``, and ``coef`` where the layer has a coefficient that
-    its kernels take after their arrays (the name of its attribute, e.g. ``"slope"``);
+    Subclasses set ``kernel``, and ``coef`` where the layer has a coefficient;
     ``A`` keeps the last forward pass's outputs.
     """
 
     kernel = None
-    coef = None
 
     def coefficients(self, dtype):
         """The kernels' arguments after the arrays, of ``dtype``: () or (coefficient,)."""
-        return () if self.coef is None else (np.dtype(dtype).type(getattr(self, self.coef)),)
+        return tuple(np.dtype(dtype).type(v) for v in arguments(self).values())
 
     def forward(self, Z):
         """Computes the activation of the n by b pre-activations Z (n by b)."""
@@ -305,6 +306,13 @@ HIDDEN_ACTIVATIONS = {
     for cls in BUILTIN.values()
     if issubclass(cls, Activation) and cls is not SoftMax
 }
+
+
+def arguments(module):
+    """``{name: value}`` of a module's coefficient (``Layer.coef``), for saved files and
+    sweeps' architectures; empty where it has none, or is the user's own without one."""
+    name = getattr(module, "coef", None)
+    return {} if name is None else {name: getattr(module, name)}
 
 
 def is_builtin(module):

@@ -17,7 +17,7 @@ import numpy as np
 
 from ._validation import check_dtype
 from .backends import check_backend
-from .layers import BUILTIN, NLL, Linear, is_builtin
+from .layers import BUILTIN, NLL, Linear, arguments, is_builtin
 from .sequential import Sequential
 
 FORMAT = "fastffn-model"
@@ -55,7 +55,7 @@ def save(model, path):
                 "type": type(m).__name__,
                 "backend": m.backend,
                 **({"m": m.m, "n": m.n, "dtype": m.W.dtype.name} if type(m) is Linear else {}),
-                **({m.coef: getattr(m, m.coef)} if getattr(m, "coef", None) else {}),
+                **arguments(m),
             }
             for m in model.modules
         ],
@@ -152,8 +152,7 @@ def _model(header, arrays):
             k += 1
         else:
             cls = BUILTIN[kind]
-            coef = getattr(cls, "coef", None)  # LeakyReLU's slope
-            layer = cls(**{coef: spec[coef]}) if coef else cls()
+            layer = cls(**{cls.coef: spec[cls.coef]}) if cls.coef else cls()  # LeakyReLU's slope
             layer.backend = backend
             modules.append(layer)
     if isinstance(loss, dict):

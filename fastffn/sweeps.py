@@ -26,6 +26,7 @@ import numpy as np
 from . import training
 from ._validation import as_count, as_seed, as_step_size
 from .backends import Packed
+from .layers import arguments
 from .sequential import Sequential
 
 #: The grid's axes, in the order of its product (the last varies fastest).
@@ -187,7 +188,7 @@ def architecture(model):
         (
             type(m).__name__,
             *((m.W.shape, m.W.dtype) if hasattr(m, "W") else ()),
-            *((getattr(m, m.coef),) if getattr(m, "coef", None) else ()),
+            *arguments(m).values(),
         )
         for m in [*model.modules, model.loss]
     )
@@ -265,9 +266,7 @@ class Draws:
             generator = _generator(self.starts[-1])
             _draw_through(generator.randint, self.n, iters, self.b)
         state = generator.get_state()
-        if not isinstance(self.starts[-1], bytes):
-            return state
-        return state[1].astype(np.uint32).tobytes() + int(state[2]).to_bytes(4, sys.byteorder)
+        return _as_bytes(state) if isinstance(self.starts[-1], bytes) else state
 
 
 def _key(state):
@@ -310,10 +309,14 @@ def _set_stream_state(state):
 @functools.cache
 def _layout_is_numpys():
     """Whether ``_stream_state``'s bytes are the state ``np.random.get_state`` gives."""
-    _, key, pos, *_ = np.random.get_state()
-    expected = key.astype(np.uint32).tobytes() + int(pos).to_bytes(4, sys.byteorder, signed=True)
     address = np.random.get_bit_generator().ctypes.state_address
-    return ctypes.string_at(address, _MT19937_BYTES) == expected
+    return ctypes.string_at(address, _MT19937_BYTES) == _as_bytes(np.random.get_state())
+
+
+def _as_bytes(state):
+    """A ``get_state`` tuple's MT19937 words and position, laid out as in NumPy's C struct."""
+    _, key, pos, *_ = state
+    return key.astype(np.uint32).tobytes() + int(pos).to_bytes(4, sys.byteorder, signed=True)
 
 
 def _progress(report, total):

@@ -325,14 +325,13 @@ def all_finite(x):
 def correct(ops, shapes, coefs, params, X, Y, block):
     """How many of the columns of X the model classifies as their one-hot columns of Y say.
 
-    The forward pass of ``sgd_steps``, ``block`` samples at a time; the first
-    maximum wins, as in ``class_fun``.
+    The forward pass of ``sgd_steps`` (which checked the ops), ``block`` samples at a
+    time; the first maximum wins, as in ``class_fun``.
 
     Returns:
         int: The count, or -1 if an output was not finite (the network overflowed).
 
     """
-    check_ops(ops)
     L, N = ops.size, X.shape[1]
     m, n, offset = shapes[:, 0], shapes[:, 1], shapes[:, 2]
     views = [weights(params, m[k], n[k], offset[k]) for k in range(L)]
