@@ -28,7 +28,7 @@ from ._validation import as_step_size
 #: The rules, in the order of their codes in the compiled loops.
 RULES = ("sgd", "momentum", "nesterov", "adam")
 #: The hyperparameters each rule uses (weight_decay: every rule).
-_HYPER = {
+HYPER = {
     "sgd": (),
     "momentum": ("momentum",),
     "nesterov": ("momentum",),
@@ -61,11 +61,11 @@ class Optimizer:
         if rule not in RULES:
             raise ValueError(f"optimizer must be one of {RULES}, got {rule!r}")
         given = {"momentum": momentum, "beta1": beta1, "beta2": beta2, "eps": eps}
-        unused = [k for k, v in given.items() if v is not None and k not in _HYPER[rule]]
+        unused = [k for k, v in given.items() if v is not None and k not in HYPER[rule]]
         if unused:
             raise ValueError(
                 f"optimizer {rule!r} takes no {', '.join(unused)} (it uses "
-                f"{', '.join(_HYPER[rule]) or 'only weight_decay'}): drop it, or choose "
+                f"{', '.join(HYPER[rule]) or 'only weight_decay'}): drop it, or choose "
                 f"{'momentum or nesterov' if 'momentum' in unused else 'adam'}"
             )
         self.rule = rule
@@ -113,31 +113,43 @@ class Optimizer:
                 )
             self.slots = np.zeros((2, size), dtype=dtype)
 
-    def hyper(self, dtype, scale=1.0):
-        """momentum (0 for sgd), beta1, beta2, eps, weight_decay and Adam's gradient
-        ``scale`` (see ``update``): an array of ``dtype``."""
+    def hyper(self, dtype):
+        """momentum (0 for sgd), beta1, beta2, eps and weight_decay: an array of ``dtype``."""
         momentum = self.momentum if self.rule in ("momentum", "nesterov") else 0.0
-        values = (momentum, self.beta1, self.beta2, self.eps, self.weight_decay, scale)
+        values = (momentum, self.beta1, self.beta2, self.eps, self.weight_decay)
         return np.array(values, dtype=dtype)
 
-    def step_sizes(self, lrate, count, dtype):
-        """The step sizes of the next ``count`` updates (from update ``t + 1``), of ``dtype``:
-        ``lrate``, with Adam's bias corrections (computed in float64 on every path)."""
+    def rates(self, lrate, dtype, scales):
+        """The next ``len(scales)`` updates' step sizes and gradient scales (from update
+        ``t + 1``), computed in float64 on every path.
+
+        Args:
+            lrate (float): The step size.
+            dtype: The model's.
+            scales (ndarray): Each step's factor of its summed gradient (1 / the
+                batch's weight for the batch mean, else 1), float64.
+
+        Returns:
+            ndarray: 2 by ``len(scales)`` of ``dtype``: row 0 the step sizes (``lrate``
+                times the scale, or Adam's with its bias corrections), row 1 Adam's
+                scale of G (1 for the other rules, linear in the step size).
+
+        """
+        rates = np.ones((2, scales.size), dtype=dtype)
         if self.rule != "adam":
-            return np.full(count, lrate, dtype=dtype)
-        t = np.arange(self.t + 1, self.t + count + 1, dtype=np.float64)
-        return (lrate * np.sqrt(1 - self.beta2**t) / (1 - self.beta1**t)).astype(dtype)
+            rates[0] = lrate * scales
+            return rates
+        t = np.arange(self.t + 1, self.t + scales.size + 1, dtype=np.float64)
+        rates[0], rates[1] = lrate * np.sqrt(1 - self.beta2**t) / (1 - self.beta1**t), scales
+        return rates
 
     def update(self, model, lrate, scale=1.0):
-        """One step on every Linear layer of ``model`` from its dLdW and dLdW0 (the layer path).
-
-        Adam's G is multiplied by ``scale`` (1 / b: the batch mean); the other
-        rules are linear in the step size, which carries any scale.
-        """
+        """One step on every Linear layer of ``model`` from its dLdW and dLdW0 (the layer path),
+        their sum scaled by ``scale`` (1 / b: the batch mean) as ``rates`` scales it."""
         dtype = model.linear_layers[0].W.dtype
-        (step,) = self.step_sizes(lrate, 1, dtype)
+        (step,), (scale,) = self.rates(lrate, dtype, np.array([scale], dtype=np.float64))
         self.t += 1
-        momentum, beta1, beta2, eps, decay, scale = self.hyper(dtype, scale)
+        momentum, beta1, beta2, eps, decay = self.hyper(dtype)
         offset = 0
         for layer in model.linear_layers:
             kernels = layer.kernels

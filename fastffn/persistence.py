@@ -1,10 +1,11 @@
 """Saving and loading models: one ``.npz`` file, no pickles, written atomically.
 
 The file holds the architecture (as JSON text) with each layer's dtype and
-backend, and every Linear layer's W and W0. It is read with ``allow_pickle=False``, so
-loading a file can never run code. A save writes a temporary file beside the
-target and renames it over the target, so a save that is interrupted leaves the
-previous file as it was.
+backend, every Linear layer's W and W0, and, where given, an ``Optimizer``'s
+rule, hyperparameters, step count and state, so that training goes on where it
+stopped. It is read with ``allow_pickle=False``, so loading a file can never run
+code. A save writes a temporary file beside the target and renames it over the
+target, so a save that is interrupted leaves the previous file as it was.
 """
 
 import json
@@ -18,6 +19,7 @@ import numpy as np
 from ._validation import check_dtype
 from .backends import check_backend
 from .layers import BUILTIN, NLL, Linear, arguments, is_builtin
+from .optimizers import HYPER, Optimizer
 from .sequential import Sequential
 
 FORMAT = "fastffn-model"
@@ -25,7 +27,7 @@ VERSION = 2
 READS = (1, 2)  # version 1 kept one dtype and one backend for the whole model
 
 
-def save(model, path):
+def save(model, path, optimizer=None):
     """Writes ``model`` to ``path`` (a ``.npz`` file), replacing it atomically.
 
     The file gets the mode a plain ``open(path, "w")`` would give it: the old
@@ -34,9 +36,13 @@ def save(model, path):
     Args:
         model (Sequential): A model of built-in layers ending in the NLL loss.
         path (str or PathLike): Where to write.
+        optimizer (Optimizer): The one training ``model``, to be saved with it (its
+            state included), or None.
 
     Raises:
-        TypeError: The model holds a layer that is not built in.
+        TypeError: The model holds a layer that is not built in, or ``optimizer``
+            is not an Optimizer.
+        ValueError: ``optimizer`` holds another model's state.
 
     """
     for module in [*model.modules, model.loss]:
@@ -61,7 +67,11 @@ def save(model, path):
         ],
         "loss": {"type": "NLL", "backend": model.loss.backend},
     }
+    if optimizer is not None:
+        header["optimizer"] = _optimizer_header(model, optimizer)
     arrays = {"header": np.array(json.dumps(header))}
+    if optimizer is not None and optimizer.slots is not None:
+        arrays["slots"] = optimizer.slots
     for k, m in enumerate(model.linear_layers):
         arrays[f"W{k}"], arrays[f"W0{k}"] = m.W, m.W0
 
@@ -82,15 +92,18 @@ def save(model, path):
         raise
 
 
-def load(path):
+def load(path, optimizer=False):
     """Reads a model written by ``save``.
 
     Args:
         path (str or PathLike): The ``.npz`` file.
+        optimizer (bool): Whether to return the saved optimizer too.
 
     Returns:
         Sequential: The model, each layer with its saved dtype, backend and
             weights; its predictions are bit-identical to the saved model's.
+            With ``optimizer``, ``(model, Optimizer or None)``: the optimizer as
+            it was saved, bound to the model (None where none was saved).
 
     Raises:
         FileNotFoundError: There is no such file.
@@ -121,7 +134,10 @@ def load(path):
             f"this fastffn reads versions {', '.join(map(str, READS))}"
         )
     try:
-        return _model(header, arrays)
+        model = _model(header, arrays)
+        if not optimizer:
+            return model
+        return model, _optimizer(header.get("optimizer"), arrays.get("slots"), model)
     except (KeyError, TypeError, ValueError, AttributeError) as err:
         raise ValueError(f"{path} holds an inconsistent fastffn model: {err!r}") from None
 
@@ -166,6 +182,39 @@ def _model(header, arrays):
     nll = NLL()
     nll.backend = backend
     return Sequential(modules, nll)
+
+
+def _optimizer_header(model, optimizer):
+    """The JSON of ``optimizer``: its rule, the hyperparameters it uses and its step count."""
+    if not isinstance(optimizer, Optimizer):
+        raise TypeError(f"optimizer must be an Optimizer or None, got {optimizer!r:.60}")
+    if optimizer.t and optimizer._model is not model:
+        raise ValueError("optimizer holds the state of another model than the one saved")
+    used = {name: getattr(optimizer, name) for name in (*HYPER[optimizer.rule], "weight_decay")}
+    return {"rule": optimizer.rule, **used, "t": optimizer.t}
+
+
+def _optimizer(spec, slots, model):
+    """The Optimizer a header's ``optimizer`` entry and its ``slots`` describe, bound to
+    ``model``; None where there is no entry."""
+    if spec is None:
+        return None
+    if not isinstance(spec, dict):
+        raise TypeError(f"optimizer must be a dict, got {spec!r:.40}")
+    spec = dict(spec)
+    rule, t = spec.pop("rule"), spec.pop("t")
+    if type(t) is not int or t < 0:
+        raise ValueError(f"the optimizer's step count must be an int >= 0, got {t!r:.20}")
+    optimizer = Optimizer(rule, **spec)
+    if slots is not None:
+        size = sum(m.W.size + m.n for m in model.linear_layers)
+        dtype = model.linear_layers[0].W.dtype
+        if slots.shape != (2, size) or slots.dtype != dtype:
+            raise ValueError(f"the optimizer's state is not 2 by {size} {dtype}")
+        optimizer.prepare(model, size, dtype)
+        optimizer.slots = slots
+    optimizer.t = t
+    return optimizer
 
 
 def _backend(name):

@@ -8,9 +8,10 @@ for fastffn (features by samples) once a fit.
 How it maps to ``Sequential.sgd``: an epoch is one ``sgd`` call over the
 shuffled samples (``batches=``), the batches of ``batch_size`` and a last smaller
 one; the gradient is the batch mean, as scikit-learn's, with the L2 term
-``alpha * W / b`` (``average=True``, ``weight_decay=alpha``); ``solver="sgd"``
-is momentum, or Nesterov's with ``nesterovs_momentum``, at a constant learning
-rate; ``solver="adam"`` is Adam. The network is fastffn's: the hidden layers
+``alpha * W / b`` (``average=True``, ``weight_decay=alpha``), b the batch's
+total ``sample_weight`` where there are weights; ``solver="sgd"`` is momentum,
+or Nesterov's with ``nesterovs_momentum``, its rate set each epoch by the
+``learning_rate`` schedule; ``solver="adam"`` is Adam. The network is fastffn's: the hidden layers
 with ``activation``, a SoftMax over every class and the NLL loss (for two
 classes too, where scikit-learn has one logistic output), weights drawn as the
 notebook draws them, from ``random_state``.
@@ -30,14 +31,13 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 from .layers import HIDDEN_ACTIVATIONS, NLL, Linear, SoftMax
 from .optimizers import Optimizer
 from .sequential import Sequential
-from .training import Diverged, Trainer
+from .training import Diverged, Trainer, as_weights
 
 
 class FFNClassifier(ClassifierMixin, BaseEstimator):
     """A feed-forward network classifier trained by fastffn's compiled loop.
 
-    Parameters mean what ``sklearn.neural_network.MLPClassifier``'s mean; the
-    learning rate is constant (no ``learning_rate`` schedule, no ``lbfgs``).
+    Parameters mean what ``sklearn.neural_network.MLPClassifier``'s mean (no ``lbfgs``).
 
     Args:
         hidden_layer_sizes (tuple): Widths of the hidden layers.
@@ -45,7 +45,12 @@ class FFNClassifier(ClassifierMixin, BaseEstimator):
         solver (str): ``"sgd"`` (with momentum) or ``"adam"``.
         alpha (float): L2 penalty on the weights (not the biases).
         batch_size (int or "auto"): Samples a step; "auto" is min(200, n_samples).
+        learning_rate (str): ``solver="sgd"``'s schedule: ``"constant"``;
+            ``"invscaling"``, ``learning_rate_init / (t_ + 1) ** power_t`` after
+            each epoch; ``"adaptive"``, divided by 5 where ``n_iter_no_change``
+            epochs did not improve (stopping once it is at most 1e-6).
         learning_rate_init (float): The step size.
+        power_t (float): The exponent of ``"invscaling"``.
         max_iter (int): Epochs (passes over the training data) at most.
         shuffle (bool): Whether each epoch takes the samples in a new order.
         random_state (int, RandomState or None): Seeds the weights, the order
@@ -83,7 +88,8 @@ class FFNClassifier(ClassifierMixin, BaseEstimator):
 
     def __init__(
         self, hidden_layer_sizes=(100,), activation="relu", *, solver="adam", alpha=0.0001,
-        batch_size="auto", learning_rate_init=0.001, max_iter=200, shuffle=True,
+        batch_size="auto", learning_rate="constant", learning_rate_init=0.001, power_t=0.5,
+        max_iter=200, shuffle=True,
         random_state=None, tol=1e-4, verbose=False, warm_start=False, momentum=0.9,
         nesterovs_momentum=True, early_stopping=False, validation_fraction=0.1, beta_1=0.9,
         beta_2=0.999, epsilon=1e-8, n_iter_no_change=10, backend="numba", dtype="float64",
@@ -93,7 +99,9 @@ class FFNClassifier(ClassifierMixin, BaseEstimator):
         self.solver = solver
         self.alpha = alpha
         self.batch_size = batch_size
+        self.learning_rate = learning_rate
         self.learning_rate_init = learning_rate_init
+        self.power_t = power_t
         self.max_iter = max_iter
         self.shuffle = shuffle
         self.random_state = random_state
@@ -111,25 +119,29 @@ class FFNClassifier(ClassifierMixin, BaseEstimator):
         self.backend = backend
         self.dtype = dtype
 
-    def fit(self, X, y):
+    def fit(self, X, y, sample_weight=None):
         """Trains for up to ``max_iter`` epochs (from the last fit's network with ``warm_start``).
 
         Args:
             X (array_like): n_samples by n_features.
             y (array_like): n_samples labels.
+            sample_weight (array_like): n_samples weights >= 0 (None: all 1): a sample
+                counts ``w`` times in the loss and in its batch's mean gradient,
+                as in ``MLPClassifier``.
 
         Returns:
             FFNClassifier: self.
 
         """
-        return self._fit(X, y, incremental=False)
+        return self._fit(X, y, sample_weight, incremental=False)
 
-    def partial_fit(self, X, y, classes=None):
+    def partial_fit(self, X, y, sample_weight=None, classes=None):
         """One epoch over X, y, going on from the last call's network and optimizer state.
 
         Args:
             X (array_like): n_samples by n_features.
             y (array_like): n_samples labels.
+            sample_weight (array_like): As in ``fit``.
             classes (array_like): Every label there will be; required on the first call.
 
         Returns:
@@ -145,7 +157,7 @@ class FFNClassifier(ClassifierMixin, BaseEstimator):
                 f"classes={unique_labels(classes)!r} is not the classes of the first call, "
                 f"{self.classes_!r}"
             )
-        return self._fit(X, y, incremental=True)
+        return self._fit(X, y, sample_weight, incremental=True)
 
     def predict_proba(self, X):
         """Class probabilities, n_samples by n_classes (columns in ``classes_`` order)."""
@@ -178,7 +190,7 @@ class FFNClassifier(ClassifierMixin, BaseEstimator):
             raise ValueError(f"dtype must be 'float64' or 'float32', got {self.dtype!r}")
         return np.dtype(self.dtype)
 
-    def _fit(self, X, y, incremental):
+    def _fit(self, X, y, sample_weight, incremental):
         self._check_parameters()
         going_on = incremental or self.warm_start
         first = not (going_on and hasattr(self, "model_"))
@@ -187,22 +199,28 @@ class FFNClassifier(ClassifierMixin, BaseEstimator):
         if first and not incremental:
             self.classes_ = unique_labels(y)
         labels = self._encode(y)
+        if sample_weight is not None:
+            sample_weight = as_weights(sample_weight, X.shape[0])
         if first:  # one random stream a training: partial_fit and warm_start go on with it
             self._random = check_random_state(self.random_state)
         rng = self._random
         if first or not incremental:  # as scikit-learn: anew each fit, kept by partial_fit
-            self._optimizer = self._new_optimizer()
+            self._optimizer, self._rate = self._new_optimizer(), self.learning_rate_init
         if first:
             self.model_ = self._network(X.shape[1], rng)
             self.n_iter_, self.t_, self.loss_curve_ = 0, 0, []
             self.best_loss_, self._no_improvement = np.inf, 0
             self.validation_scores_, self.best_validation_score_ = None, None
-        X_val = y_val = None
+        X_val = y_val = weight_val = None
         if self.early_stopping and not incremental:
-            X, X_val, labels, y_val = train_test_split(
-                X, labels, test_size=self.validation_fraction, random_state=rng,
+            parts = train_test_split(
+                X, labels, *([] if sample_weight is None else [sample_weight]),
+                test_size=self.validation_fraction, random_state=rng,
                 stratify=labels if np.bincount(labels).min() > 1 else None,
             )  # fmt: skip
+            X, X_val, labels, y_val = parts[:4]
+            if sample_weight is not None:
+                sample_weight, weight_val = parts[4:]
             self.validation_scores_ = self.validation_scores_ or []
             self.best_validation_score_ = self.best_validation_score_ or -np.inf
             self.best_loss_ = None
@@ -210,7 +228,7 @@ class FFNClassifier(ClassifierMixin, BaseEstimator):
         Yt = np.zeros((len(self.classes_), X.shape[0]), dtype=self._dtype)
         Yt[labels, np.arange(X.shape[0])] = 1
         trainer = Trainer(self.model_, Xt, Yt, compiled=True, optimizer=self._optimizer,
-                          average=True)  # fmt: skip
+                          average=True, sample_weight=sample_weight)  # fmt: skip
         n = X.shape[0]
         size = min(200 if self.batch_size == "auto" else self.batch_size, n)
         best = None
@@ -225,10 +243,12 @@ class FFNClassifier(ClassifierMixin, BaseEstimator):
             self.n_iter_ += 1
             self.t_ += n
             self.loss_curve_.append(loss)
+            if self.solver == "sgd" and self.learning_rate == "invscaling":
+                self._rate = self.learning_rate_init / (self.t_ + 1) ** self.power_t
             if self.verbose:
                 print(f"Iteration {self.n_iter_}, loss = {loss:.8f}")
             if X_val is not None:
-                score = float(np.mean(self.predict(X_val) == self.classes_[y_val]))
+                score = self.score(X_val, self.classes_[y_val], sample_weight=weight_val)
                 self.validation_scores_.append(score)
                 improved = score > self.best_validation_score_ + self.tol
                 if score > self.best_validation_score_:
@@ -238,10 +258,10 @@ class FFNClassifier(ClassifierMixin, BaseEstimator):
                 improved = loss < self.best_loss_ - self.tol
                 self.best_loss_ = min(self.best_loss_, loss)
             self._no_improvement = 0 if improved else self._no_improvement + 1
-            if not incremental and self._no_improvement > self.n_iter_no_change:
-                if self.verbose:
-                    print(f"No improvement for {self.n_iter_no_change} epochs: stopping.")
-                break
+            if self._no_improvement > self.n_iter_no_change:
+                if self._stops():
+                    break
+                self._no_improvement = 0
         else:
             if not incremental and self.max_iter > 0:
                 warnings.warn(
@@ -255,26 +275,40 @@ class FFNClassifier(ClassifierMixin, BaseEstimator):
         self.intercepts_ = [m.W0.ravel().copy() for m in self.model_.linear_layers]
         return self
 
+    def _stops(self):
+        """After ``n_iter_no_change`` epochs without improvement: whether training stops (else
+        the "adaptive" schedule divides the rate by 5 and goes on)."""
+        adaptive = self.solver == "sgd" and self.learning_rate == "adaptive"
+        stops = not adaptive or self._rate <= 1e-6
+        if not stops:
+            self._rate /= 5.0
+        if self.verbose:
+            what = "stopping" if stops else f"learning rate set to {self._rate:f}"
+            print(f"No improvement for {self.n_iter_no_change} epochs: {what}.")
+        return stops
+
     def _epoch(self, trainer, order, size):
         """One pass: full batches of ``size`` in one run, then the smaller rest.
 
         Returns:
-            float: scikit-learn's loss of the epoch: the mean over the samples of
-                each step's NLL, plus ``alpha / 2`` times the squared weights
-                (at the epoch's end) for each batch, over the samples.
+            float: scikit-learn's loss of the epoch: over the samples, the sum of
+                each batch's size times its mean (weighted) NLL plus ``alpha / 2``
+                times the squared weights (at the epoch's end) over its weight.
 
         """
         full, rest = divmod(order.size, size)
         parts = [(order[: full * size].reshape(full, size), size)] if full else []
         if rest:
             parts.append((order[full * size :].reshape(1, rest), rest))
-        total = 0.0
+        total = shares = 0.0
         for batches, b in parts:
-            trainer.run(len(batches), self.learning_rate_init, batch_size=b, batches=batches,
-                        report=False, every=None)  # fmt: skip
-            total += float(trainer.losses.sum())
+            trainer.run(len(batches), self._rate, batch_size=b, batches=batches, report=False,
+                        every=None)  # fmt: skip
+            share = b / trainer.batch_weights(batches)  # 1 without weights
+            total += float(trainer.losses @ share)
+            shares += float(share.sum())
         squares = sum(float(np.dot(m.W.ravel(), m.W.ravel())) for m in self.model_.linear_layers)
-        return (total + 0.5 * self.alpha * squares * (full + (rest > 0))) / order.size
+        return (total + 0.5 * self.alpha * squares * shares) / order.size
 
     def _network(self, features, rng):
         """The network, its weights drawn as the notebook draws them, from ``rng``."""
@@ -317,7 +351,9 @@ class FFNClassifier(ClassifierMixin, BaseEstimator):
             "alpha": _number(self.alpha) and self.alpha >= 0,
             "batch_size": self.batch_size == "auto"
             or (_integer(self.batch_size) and self.batch_size >= 1),
+            "learning_rate": self.learning_rate in ("constant", "invscaling", "adaptive"),
             "learning_rate_init": _number(self.learning_rate_init) and self.learning_rate_init > 0,
+            "power_t": _number(self.power_t),
             "max_iter": _integer(self.max_iter) and self.max_iter >= 1,
             "tol": _number(self.tol) and self.tol >= 0,
             "momentum": _number(self.momentum) and 0 <= self.momentum < 1,

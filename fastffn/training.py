@@ -72,7 +72,8 @@ class Trainer:
 
     """
 
-    def __init__(self, model, X, Y, *, compiled=True, optimizer="sgd", average=False, **hyper):
+    def __init__(self, model, X, Y, *, compiled=True, optimizer="sgd", average=False,
+                 sample_weight=None, **hyper):  # fmt: skip
         optimizer = as_optimizer(optimizer, **hyper)
         if not optimizer.plain:
             if overridden(model, "sgd_step"):
@@ -91,11 +92,29 @@ class Trainer:
         if not isinstance(average, bool):
             raise TypeError(f"average must be True or False, got {average!r}")
         self.model, (self.X, self.Y) = model, model.check_data(X, Y)
+        self.weight = None
+        if sample_weight is not None:  # a sample of weight w counts w times in loss and gradient
+            self.weight = as_weights(sample_weight, self.X.shape[1])
+            self.Y = self.Y * self.weight.astype(self.Y.dtype)
         self.optimizer, self.average = optimizer, average
         self.compiled = None
         if compiled and compilable(model):
             self.compiled = CompiledRunner(model, self.X, self.Y, optimizer)
         self.losses = np.empty(0)
+
+    def batch_weights(self, indices):
+        """Each batch's total sample weight (float64): its size without sample weights."""
+        if self.weight is None:
+            return np.full(len(indices), float(indices.shape[1]))
+        return self.weight[indices].sum(axis=1)
+
+    def scales(self, indices):
+        """Each step's factor of its summed gradient (float64): 1, or with ``average`` 1 / the
+        batch's weight (0 for a batch of weight 0)."""
+        if not self.average:
+            return np.ones(len(indices))
+        total = self.batch_weights(indices)
+        return np.divide(1.0, total, out=np.zeros_like(total), where=total > 0)
 
     def run(self, iters, lrate, *, batch_size=1, rng=None, report=True, every=250, batches=None):
         """``iters`` steps from the model's weights and the optimizer's state as they are.
@@ -119,12 +138,8 @@ class Trainer:
             batches = as_batches(batches, iters, batch_size, n)
             if rng is not None:
                 raise ValueError("give batches or rng, not both: batches leave nothing to draw")
-        # The batch mean: (gradient + decay * W) / b, Adam's G scaled, the others' step.
-        scale = 1.0 / batch_size if self.average else 1.0
-        if self.optimizer.rule != "adam":
-            lrate, scale = lrate * scale, 1.0
         runner = self.compiled or LayerRunner(self.model, self.X, self.Y, report, self.optimizer)
-        runner.scale, runner.losses = scale, []
+        runner.scales, runner.losses = self.scales, []
         samples = Samples(n, batch_size, iters, rng, batches)
         try:
             # Overflow is caught as a non-finite loss or gradient; NumPy need not warn too.
@@ -249,6 +264,20 @@ def as_batches(batches, iters, batch_size, n):
     return np.ascontiguousarray(array, dtype=np.int64)
 
 
+def as_weights(sample_weight, n):
+    """``sample_weight`` checked: n finite numbers >= 0, not all 0, as float64."""
+    weight = np.asarray(sample_weight, dtype=np.float64) if not isinstance(
+        sample_weight, np.ndarray) else sample_weight.astype(np.float64)  # fmt: skip
+    if weight.shape != (n,) or not (np.isfinite(weight).all() and (weight >= 0).all()):
+        raise ValueError(
+            f"sample_weight must be {n} finite numbers >= 0 (one a sample), got shape "
+            f"{weight.shape}" + ("" if weight.shape != (n,) else " with a negative or non-finite")
+        )
+    if not weight.any():
+        raise ValueError("sample_weight must not be all zero")
+    return weight
+
+
 def overridden(model, name):
     """Whether the model's method ``name`` is not ``Sequential``'s own."""
     own = getattr(sequential.Sequential, name)
@@ -280,7 +309,7 @@ class LayerRunner:
 
     def __init__(self, model, X, Y, report, optimizer):
         self.model, self.X, self.Y, self.optimizer = model, X, Y, optimizer
-        self.scale, self.losses = 1.0, []  # set by Trainer.run
+        self.scales, self.losses = None, []  # set by Trainer.run
         # Sequential's own forward skips the data checks sgd made; a user's own runs as written.
         self.forward = model.forward if overridden(model, "forward") else model._forward
         loss = model.loss
@@ -318,7 +347,8 @@ class LayerRunner:
 
     def step(self, samples, lrate, it, every):
         model, X, Y = self.model, self.X, self.Y
-        columns = samples.take(1)[0]
+        indices = samples.take(1)
+        columns, scales = indices[0], self.scales(indices)
         Xb, Yb = np.ascontiguousarray(X[:, columns]), np.ascontiguousarray(Y[:, columns])
         try:
             loss = self.loss_forward(self.forward(Xb), Yb)
@@ -344,9 +374,9 @@ class LayerRunner:
             if self.prints:
                 model.print_accuracy(it, X, Y, loss, every)
         if self.optimizer.plain:
-            model.sgd_step(lrate)  # the notebook's step, or a model's own
+            model.sgd_step(float(lrate * scales[0]))  # the notebook's step, or a model's own
         else:
-            self.optimizer.update(model, lrate, self.scale)
+            self.optimizer.update(model, lrate, scales[0])
         return record
 
 
@@ -363,7 +393,7 @@ class CompiledRunner:
 
     def __init__(self, model, X, Y, optimizer):
         self.optimizer = optimizer
-        self.scale, self.losses = 1.0, []  # set by Trainer.run
+        self.scales, self.losses = None, []  # set by Trainer.run
         self.packed = pack(model)
         attach(model, self.packed)
         # What a step's time depends on, with the batch size (``_loop``'s chunks).
@@ -387,10 +417,10 @@ class CompiledRunner:
         data = self.rows if samples.batch_size == 1 else (self.X, self.Y)
         model = (*self.packed, *data)
         optimizer = self.optimizer
-        rates = optimizer.step_sizes(lrate, count, dtype)
+        rates = optimizer.rates(lrate, dtype, self.scales(indices))
         rule = (optimizer.code, None, None)  # the notebook's step
         if not optimizer.plain:
-            rule = (optimizer.code, optimizer.slots, optimizer.hyper(dtype, self.scale))
+            rule = (optimizer.code, optimizer.slots, optimizer.hyper(dtype))
         arguments = (*model, indices, rates, np.finfo(dtype).tiny, *rule)
         loop = self.loop(samples.batch_size, every)
         done = loop(*arguments, losses, it, every or None, hits)

@@ -237,3 +237,34 @@ def test_a_step_size_that_is_zero_in_the_models_dtype_is_refused():
     X, Y = hard()
     with pytest.raises(ValueError, match="lrate 1e-50 is 0 in the model's dtype, float32"):
         network((2, 4, 2), dtype=np.float32).sgd(X, Y, 10, lrate=1e-50, report=False)
+
+
+@pytest.mark.parametrize(("rule", "hyper"), RULE_CASES)
+@pytest.mark.parametrize("batch_size", [1, 4])
+def test_save_load_and_go_on_ends_where_one_run_ends(tmp_path, rule, hyper, batch_size):
+    X, Y = hard()
+    hyper = dict(hyper)
+    run = {"batch_size": batch_size, "average": hyper.pop("average", False), "report": False}
+    whole = network((2, 10, 10, 2))  # seeds NumPy's global state: the batches are its draws
+    whole.sgd(X, Y, 600, 0.01, optimizer=Optimizer(rule, **hyper), **run)
+    model, optimizer = network((2, 10, 10, 2)), Optimizer(rule, **hyper)
+    model.sgd(X, Y, 300, 0.01, optimizer=optimizer, **run)
+    fastffn.save(model, tmp_path / "half.npz", optimizer=optimizer)
+    loaded, restored = fastffn.load(tmp_path / "half.npz", optimizer=True)
+    assert (restored.rule, restored.t) == (rule, 300) and restored is not optimizer
+    loaded.sgd(X, Y, 300, 0.01, optimizer=restored, **run)
+    for a, b in zip(weights(loaded), weights(whole), strict=True):
+        np.testing.assert_array_equal(a, b)
+    assert fastffn.load(tmp_path / "half.npz", optimizer=False).linear_layers[0].W.shape == (2, 10)
+
+
+def test_a_file_without_an_optimizer_loads_none_and_a_foreign_state_is_refused(tmp_path):
+    model = network((2, 3, 2))
+    fastffn.save(model, tmp_path / "m.npz")
+    assert fastffn.load(tmp_path / "m.npz", optimizer=True)[1] is None
+    optimizer = Optimizer("adam")
+    network((2, 3, 2)).sgd(*hard(), 5, 0.01, optimizer=optimizer, report=False)
+    with pytest.raises(ValueError, match="state of another model"):
+        fastffn.save(model, tmp_path / "m.npz", optimizer=optimizer)
+    with pytest.raises(TypeError, match="optimizer must be an Optimizer"):
+        fastffn.save(model, tmp_path / "m.npz", optimizer="adam")

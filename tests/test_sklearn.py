@@ -216,3 +216,89 @@ def test_a_fit_that_diverges_names_its_epoch():
     with pytest.raises(FloatingPointError, match=r"diverged in epoch 1, at iteration \d+: .*"
                        r"try a smaller learning_rate_init"):  # fmt: skip
         clf.fit(X, y)
+
+
+# --- sample_weight, as MLPClassifier has it -----------------------------------------
+
+
+@pytest.mark.parametrize("solver", ["sgd", "adam"])
+def test_weights_of_one_are_no_weights(digits, solver):
+    X_train, _, y_train, _ = digits
+    plain = quick(solver=solver, learning_rate_init=0.01).fit(X_train, y_train)
+    ones = quick(solver=solver, learning_rate_init=0.01)
+    ones.fit(X_train, y_train, sample_weight=np.ones(len(y_train)))
+    for a, b in zip(plain.coefs_ + plain.intercepts_, ones.coefs_ + ones.intercepts_, strict=True):
+        np.testing.assert_array_equal(a, b)
+    assert plain.loss_curve_ == ones.loss_curve_
+
+
+@pytest.mark.parametrize("solver", ["sgd", "adam"])
+@pytest.mark.parametrize("backend", ["numba", "numpy"])
+def test_a_weight_of_k_is_the_sample_k_times_in_one_batch(solver, backend):
+    """A batch holding every sample: weight k (0 included) is the sample repeated k times,
+    in the weights, the loss curve and the held-out score."""
+    rng = np.random.default_rng(3)
+    X, y = rng.standard_normal((40, 5)), rng.integers(0, 3, 40)
+    weight = rng.integers(0, 4, 40)
+    params = {"solver": solver, "batch_size": 200, "alpha": 0.01, "max_iter": 8,
+              "backend": backend, "learning_rate_init": 0.01}  # fmt: skip
+    weighted = quick(**params).fit(X, y, sample_weight=weight)
+    repeated = quick(**params).fit(X.repeat(weight, axis=0), y.repeat(weight))
+    for a, b in zip(weighted.coefs_ + weighted.intercepts_,
+                    repeated.coefs_ + repeated.intercepts_, strict=True):  # fmt: skip
+        np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(weighted.loss_curve_, repeated.loss_curve_, rtol=1e-12)
+
+
+def test_weighted_batches_agree_on_both_backends(digits):
+    X_train, _, y_train, _ = digits
+    weight = np.random.default_rng(0).uniform(0, 3, len(y_train))
+    fits = [quick(backend=b, solver=s).fit(X_train, y_train, sample_weight=weight)
+            for s in ("sgd", "adam") for b in ("numba", "numpy")]  # fmt: skip
+    for fast, reference in (fits[:2], fits[2:]):
+        for a, b in zip(fast.coefs_, reference.coefs_, strict=True):
+            np.testing.assert_allclose(a, b, **TRAINING_TOLERANCE[np.dtype(np.float64)])
+        np.testing.assert_allclose(fast.loss_curve_, reference.loss_curve_, rtol=1e-9)
+
+
+@pytest.mark.parametrize(
+    ("weight", "words"),
+    [(np.ones(3), "must be 40 finite numbers"), (-np.ones(40), "negative"),
+     (np.zeros(40), "must not be all zero"), (np.full(40, np.nan), "non-finite")],
+)  # fmt: skip
+def test_bad_sample_weights_are_named(weight, words):
+    X, y = np.random.default_rng(0).standard_normal((40, 3)), np.arange(40) % 2
+    with pytest.raises(ValueError, match=f"sample_weight.*{words}|{words}"):
+        quick().fit(X, y, sample_weight=weight)
+
+
+# --- learning_rate schedules, as MLPClassifier has them -----------------------------
+
+
+def test_invscaling_sets_each_epochs_rate_from_the_samples_seen(digits):
+    """Two epochs of invscaling: one at the initial rate, one at init / (t_ + 1) ** power_t."""
+    X_train, _, y_train, _ = digits
+    n, init, power = len(y_train), 0.05, 0.3
+    params = {"solver": "sgd", "momentum": 0, "learning_rate_init": init, "max_iter": 1}
+    scheduled = quick(**params, learning_rate="invscaling", power_t=power)
+    scheduled.set_params(max_iter=2).fit(X_train, y_train)
+    by_hand = quick(**params, warm_start=True).fit(X_train, y_train)
+    by_hand.set_params(learning_rate_init=init / (n + 1) ** power).fit(X_train, y_train)
+    for a, b in zip(scheduled.coefs_, by_hand.coefs_, strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-13, atol=1e-15)
+    assert scheduled._rate == pytest.approx(init / (2 * n + 1) ** power)
+
+
+@pytest.mark.parametrize("schedule", ["constant", "adaptive"])
+def test_adaptive_divides_the_rate_where_constant_stops_as_scikit_learn(schedule):
+    from sklearn.neural_network import MLPClassifier
+
+    X = np.random.default_rng(2).standard_normal((50, 3))
+    y = (X[:, 0] > 0).astype(int)
+    # tol 1e9: no epoch after the first improves, so every second epoch hits n_iter_no_change
+    params = {"solver": "sgd", "learning_rate": schedule, "tol": 1e9, "n_iter_no_change": 1,
+              "max_iter": 7, "learning_rate_init": 0.01, "random_state": 0}  # fmt: skip
+    ours = FFNClassifier(**params).fit(X, y)
+    theirs = MLPClassifier(**params).fit(X, y)
+    assert ours.n_iter_ == theirs.n_iter_
+    assert ours._rate == pytest.approx(theirs._optimizer.learning_rate)

@@ -37,7 +37,7 @@ ARGUMENTS = {
     "column_steps": (
         *(("int", 1), ("int", 2), ("real", 1), ("real", 1)),  # the model (``Packed``)
         *(("real", 2), ("real", 2)),  # X, Y
-        *(("int", 2), ("real", 1), ("real", 0)),  # indices, rates, tiny
+        *(("int", 2), ("real", 2), ("real", 0)),  # indices, rates, tiny
         *(("int", 0), None, None),  # rule, slots, hyper
         *(("real", 1), ("int", 0), "every", ("int", 1)),  # losses, first, every, hits
     ),

@@ -148,9 +148,9 @@ def column_run(
         if hyper is not None:
             if not all_finite(grads):
                 return it
-            update(ops, shapes, params, grads, rates[it], rule, slots, hyper)
+            update(ops, shapes, params, grads, rates[0, it], rates[1, it], rule, slots, hyper)
         elif bound < limit or column_gradients_finite(ops, shapes, acts, grad):
-            column_update(ops, shapes, params, acts, grad, rates[it])
+            column_update(ops, shapes, params, acts, grad, rates[0, it])
         else:
             return it
     return stop

@@ -121,7 +121,8 @@ def sgd_steps(
         X (ndarray): The d by N training points, C order.
         Y (ndarray): Their k by N one-hot classes.
         indices (ndarray): An iters by b int64 matrix: the columns of each batch.
-        rates (ndarray): Each step's step size, of the model's dtype.
+        rates (ndarray): 2 by iters, of the model's dtype: each step's step size, and
+            the scale of its gradient in Adam (``Optimizer.rates``).
         tiny (scalar): The dtype's smallest normal number, the floor of the NLL's log.
         rule (int): The update's code in ``optimizers.RULES``, for ``update``
             with ``slots`` (2 by P, the optimizer's state, updated in place) and
@@ -215,7 +216,7 @@ def steps(
             for k in range(L - 1):
                 if ops[k] == LINEAR:
                     A = Xb if k == 0 else out[k - 1]
-                    sgd_product_update(W[k], W0[k], A, grad[k + 1], rates[it], dW[k], dW0[k])
+                    sgd_product_update(W[k], W0[k], A, grad[k + 1], rates[0, it], dW[k], dW0[k])
             continue
         if hyper is None:
             for k in range(L - 1):
@@ -225,7 +226,7 @@ def steps(
                     row_sums_into(grad[k + 1], dW0[k])
         if not all_finite(grads):
             return it
-        update(ops, shapes, params, grads, rates[it], rule, slots, hyper)
+        update(ops, shapes, params, grads, rates[0, it], rates[1, it], rule, slots, hyper)
     return S
 
 
@@ -257,7 +258,7 @@ def module_backward(op, c, W, A, out, g, dW, dW0, grad, by_input):
 
 
 @jit
-def update(ops, shapes, params, grads, rate, rule, slots, hyper):
+def update(ops, shapes, params, grads, rate, scale, rule, slots, hyper):
     """One step of update rule ``rule`` on every weight (see ``sgd_steps``): the
     notebook's ``params -= rate * grads`` where ``hyper`` is None, else the
     optimizer's kernel on each W (with weight decay) and each W0 (without).
@@ -269,14 +270,7 @@ def update(ops, shapes, params, grads, rate, rule, slots, hyper):
         for i in range(params.size):
             params[i] -= rate * grads[i]
         return
-    momentum, beta1, beta2, eps, decay, scale = (
-        hyper[0],
-        hyper[1],
-        hyper[2],
-        hyper[3],
-        hyper[4],
-        hyper[5],
-    )
+    momentum, beta1, beta2, eps, decay = hyper[0], hyper[1], hyper[2], hyper[3], hyper[4]
     zero = hyper.dtype.type(0)  # a Python 0 would promote float32 to float64
     for k in range(ops.size):
         if ops[k] != LINEAR:
