@@ -22,6 +22,7 @@ from ._validation import SEED_MAX, as_seed
 from .backends import BACKENDS
 from .layers import HIDDEN_ACTIVATIONS
 from .persistence import save
+from .progress import ProgressLine
 from .sequential import network
 from .sweeps import MAX_MODELS
 from .training import print_report
@@ -115,37 +116,6 @@ def seed_list(text):
     return [s for r in ranges for s in r]
 
 
-class ProgressLine:
-    """A progress bar on stderr, redrawn at most twice a second once ``delay`` seconds pass."""
-
-    def __init__(self, total, unit, delay=2.0):
-        self.total, self.unit, self.delay = total, unit, delay
-        self.start, self.shown = time.perf_counter(), None  # None: not drawn yet
-
-    def update(self, done, extra=""):
-        now = time.perf_counter()
-        if now - self.start >= self.delay and (self.shown is None or now - self.shown > 0.5):
-            self.show(done, now, extra)
-
-    def show(self, done, now, extra=""):
-        self.shown = now
-        fraction = done / max(self.total, 1)
-        print(
-            f"\r[{'#' * int(30 * fraction):<30}] {fraction:4.0%} {done}/{self.total} {self.unit}, "
-            f"{now - self.start:.1f} s{extra}",
-            end="",
-            file=sys.stderr,
-            flush=True,
-        )
-
-    def close(self, finished, extra=""):
-        """Ends the line (at 100% when ``finished``) so that later output starts a line."""
-        if self.shown is not None:
-            if finished:
-                self.show(self.total, time.perf_counter(), extra)
-            print(file=sys.stderr)
-
-
 class Progress:
     """Report lines as the notebook prints them, and a progress line on long runs."""
 
@@ -235,6 +205,10 @@ def run_sweep(args):
 
         pyplot()  # when matplotlib is missing
     X, Y = load_data(args, args.data_seed)
+    held_out = {}
+    if args.test_size:  # ranked by the held-out accuracy
+        X, Y, held_out["X_val"], held_out["Y_val"] = datasets.split(X, Y, args.test_size,
+                                                                    args.data_seed)  # fmt: skip
     widths = (X.shape[0], *args.layers, Y.shape[0])
     activation = HIDDEN_ACTIVATIONS[args.activation]
     # seed None: the sweep seeds NumPy's global state with each --seeds value first
@@ -246,7 +220,8 @@ def run_sweep(args):
     with cluster(args) as client:
         try:
             result = sweep(build, X, Y, iters=args.iters, every=args.every, client=client,
-                           report=lambda done, total: line.update(done), **grid)  # fmt: skip
+                           report=lambda done, total: line.update(done), **grid,
+                           **held_out)  # fmt: skip
         finally:
             line.close(finished=sys.exc_info()[0] is None)
     seconds = time.perf_counter() - start
@@ -374,7 +349,9 @@ def make_parser():
     add("--iters", type=positive, default=10_000, help="SGD iterations for each model")
     add("--every", type=positive, default=250, help="iterations between recorded losses")
     add("--dtype", choices=["float64", "float32"], default="float64", help="float precision")
-    add("--data-seed", type=seed, default=0, help="seed of a generated dataset")
+    add("--data-seed", type=seed, default=0, help="seed of a generated dataset and of the split")
+    add("--test-size", type=float, default=0.0,
+        help="share of the data held out: models ranked by their accuracy on it")  # fmt: skip
     where = w.add_mutually_exclusive_group()
     where.add_argument(
         "--workers", type=positive, help="train on a local Dask cluster of N processes"

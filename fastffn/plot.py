@@ -78,10 +78,11 @@ def training_curve(history, ax=None):
         raise ValueError("history is empty: train with reports on to record one")
     it, loss, acc = np.array(history, dtype=np.float64).T
     ax = ax or plt.figure(figsize=(6, 4)).gca()
-    ax.plot(it, loss, color="tab:red", label="loss (one batch)")
+    ax.plot(it, loss, color="tab:red", label="loss (one batch)", marker="o", markevery=[-1], ms=3)
     ax.set(xlabel="iteration", ylabel="loss", title="training")
     twin = ax.twinx()
-    twin.plot(it, acc, color="tab:blue", label="training accuracy")
+    twin.plot(it, acc, color="tab:blue", label="training accuracy", marker="o", markevery=[-1],
+              ms=3)  # fmt: skip
     twin.set(ylabel="accuracy", ylim=(0, 1.05))
     ax.legend(loc="center left")
     twin.legend(loc="center right")
@@ -111,16 +112,26 @@ def save_report(model, X, Y, history, path):
 
 
 def sweep_report(result, path):
-    """Saves a sweep's loss curves and its final accuracy against the learning rate in one PNG.
+    """Saves ``sweep_figure(result)`` as a PNG at ``path``."""
+    plt, _ = pyplot()
+    fig = sweep_figure(result)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def sweep_figure(result):
+    """A sweep's loss curves and its final accuracy against the learning rate, in one figure.
 
     Left: each model's recorded loss against the iteration, coloured by its
-    learning rate. Right: the final training accuracy against the learning rate
+    learning rate, its last record marked (a run with one record is a point). Right: the final training accuracy against the learning rate
     (log scale), the mean over the other axes (seeds, batch sizes) with their
     spread from lowest to highest.
 
     Args:
         result (SweepResult): What ``fastffn.sweep`` returned.
-        path (str or PathLike): The PNG to write.
+
+    Returns:
+        Figure: The two panels.
 
     """
     plt, _ = pyplot()
@@ -132,7 +143,8 @@ def sweep_report(result, path):
     for config, history in zip(result.configs, result.histories, strict=True):
         if history:
             it, loss, _ = np.array(history, dtype=np.float64).T
-            left.plot(it, loss, color=colors[lrates.index(config["lrate"])], alpha=0.6, lw=1)
+            left.plot(it, loss, color=colors[lrates.index(config["lrate"])], alpha=0.6, lw=1,
+                      marker="o", markevery=[-1], ms=3)  # fmt: skip
     left.set(xlabel="iteration", ylabel="loss (one batch)", yscale="log", title="loss curves")
     for lrate, color in zip(lrates, colors, strict=True):
         left.plot([], [], color=color, label=f"lrate {lrate:.3g}")
@@ -150,5 +162,4 @@ def sweep_report(result, path):
               ylim=(0, 1.05), title="accuracy against learning rate")  # fmt: skip
     right.legend(loc="lower left")
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    return fig

@@ -110,23 +110,24 @@ class Sequential:
             elif not (isinstance(m, Activation) and is_builtin(m)):
                 width = None
 
-    def check_data(self, X, Y=None):
+    def check_data(self, X, Y=None, names=("X", "Y")):
         """Validates X (and Y) against the model, casting them to its dtype.
 
         Args:
             X (array_like): A d by n matrix of n points.
             Y (array_like): A k by n one-hot matrix of their classes, or None.
+            names (tuple): What the errors call X and Y.
 
         Returns:
             ndarray or tuple: X, or (X, Y), as C-contiguous arrays of the model's dtype.
 
         """
         rows, classes = self.widths()
-        X = as_matrix("X", X, self.dtype, rows=rows)
+        X = as_matrix(names[0], X, self.dtype, rows=rows)
         if Y is None:
             return X
-        Y = as_matrix("Y", Y, self.dtype, rows=classes, cols=X.shape[1])
-        check_one_hot("Y", Y)
+        Y = as_matrix(names[1], Y, self.dtype, rows=classes, cols=X.shape[1])
+        check_one_hot(names[1], Y)
         return X, Y
 
     def sgd(self, X, Y, iters=100, lrate=0.005, **options):
@@ -267,6 +268,24 @@ class Sequential:
             Xb, Yb = np.ascontiguousarray(X[:, block]), np.ascontiguousarray(Y[:, block])
             hits += np.count_nonzero(cf(forward(Xb)) == cf(Yb))
         return np.float64(hits / n)
+
+    def held_out(self, X, Y):
+        """The accuracy and the mean loss (over the points) on checked data, in blocks as
+        ``_accuracy`` measures.
+
+        Returns:
+            tuple: Two floats.
+
+        """
+        cf = self.modules[-1].class_fun
+        n, hits, loss = X.shape[1], 0, 0.0
+        for j in range(0, n, ACCURACY_BLOCK):
+            block = slice(j, j + ACCURACY_BLOCK)
+            Xb, Yb = np.ascontiguousarray(X[:, block]), np.ascontiguousarray(Y[:, block])
+            P = self._forward(Xb)
+            hits += np.count_nonzero(cf(P) == cf(Yb))
+            loss += float(self.loss._forward(P, Yb))
+        return hits / n, loss / n
 
     def print_accuracy(self, it, X, Y, cur_loss, every=250):
         """Displays current prediction statistics.

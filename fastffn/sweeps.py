@@ -27,6 +27,7 @@ from . import training
 from ._validation import as_count, as_seed, as_step_size
 from .backends import Packed
 from .layers import arguments
+from .progress import ProgressLine
 from .sequential import Sequential
 
 #: The grid's axes, in the order of its product (the last varies fastest).
@@ -40,8 +41,9 @@ _GLOBAL_STATE = threading.Lock()
 
 
 def sweep(
-    build, X, Y, *, iters, lrate, seed=None, batch_size=1, every=250, report=False, client=None
-):
+    build, X, Y, *, iters, lrate, seed=None, batch_size=1, every=250, report=False, client=None,
+    X_val=None, Y_val=None,
+):  # fmt: skip
     """Trains one model for each configuration of a grid; each as if trained alone.
 
     Configuration c gives the model that
@@ -62,11 +64,14 @@ def sweep(
         every (int or None): Each model's history records the step's loss and
             the accuracy before its update at every iteration ``it`` with
             ``it % every == 1`` (as ``Sequential.sgd``); None records nothing.
-        report (bool or callable): True prints progress to stderr; a callable
-            is called as ``report(steps_done, steps_total)``, steps counted over
-            all models.
+        report (bool or callable): True shows progress on stderr, one line
+            redrawn in place (``progress.ProgressLine``); a callable is called as
+            ``report(steps_done, steps_total)``, steps counted over all models.
         client (dask.distributed.Client or None): Trains groups of models on
             the cluster's workers instead of this process's cores.
+        X_val, Y_val (ndarray): Held-out points and their one-hot classes (d by
+            m, k by m): each trained model's accuracy and mean loss on them are
+            recorded, and models are ranked by them (``SweepResult.best``).
 
     Returns:
         SweepResult: The models in grid order (``AXES``' product, the last axis
@@ -79,14 +84,28 @@ def sweep(
         raise TypeError(f"build must be a callable returning a Sequential, got {build!r}")
     if not (isinstance(report, bool) or callable(report)):
         raise TypeError(f"report must be True, False or a callable, got {report!r}")
+    if (X_val is None) != (Y_val is None):
+        raise ValueError("give X_val and Y_val together, or neither")
     configs = grid(lrate=lrate, seed=seed, batch_size=batch_size)
     _check_client(client)
-    progress = _progress(report, iters * len(configs))
+    progress = Progress(report, iters * len(configs))
+    try:
+        result = _train(build, X, Y, configs, iters, every, progress, client, X_val, Y_val)
+    finally:
+        progress.close(finished=sys.exc_info()[0] is None)
+    return result
+
+
+def _train(build, X, Y, configs, iters, every, progress, client, X_val, Y_val):
+    """``sweep``'s grid trained, its arguments checked but the data."""
     with _GLOBAL_STATE:
         first = _build(build, configs[0])
         X, Y = first.check_data(X, Y)
+        if X_val is not None:
+            X_val, Y_val = first.check_data(X_val, Y_val, names=("X_val", "Y_val"))
         if not training.compilable(first):
-            return _one_after_another(build, first, X, Y, configs, iters, every, progress)
+            result = _one_after_another(build, first, X, Y, configs, iters, every, progress)
+            return result.validate(X_val, Y_val)
         models, starts, after = [first], [], {}
         like = architecture(first)
         for c, config in enumerate(configs):
@@ -107,7 +126,7 @@ def sweep(
         if chosen[-1] == len(configs) - 1:  # the global state left as the last model's sgd
             with _GLOBAL_STATE:
                 _set_stream_state(draws.after(iters))
-    return result
+    return result.validate(X_val, Y_val)
 
 
 def grid(**axes):
@@ -319,19 +338,24 @@ def _as_bytes(state):
     return key.astype(np.uint32).tobytes() + int(pos).to_bytes(4, sys.byteorder, signed=True)
 
 
-def _progress(report, total):
-    """A function of the steps just done that reports them as ``report`` asks."""
-    done = 0
+class Progress:
+    """Reports the steps done as ``sweep``'s ``report`` asks: True, one line on stderr
+    redrawn in place; a callable, ``report(done, total)``; False, nothing."""
 
-    def advance(steps):
-        nonlocal done
-        done += steps
-        if report is True:
-            print(f"sweep: {done}/{total} steps", file=sys.stderr, flush=True)
-        elif report:
-            report(done, total)
+    def __init__(self, report, total):
+        self.report, self.total, self.done = report, total, 0
+        self.line = ProgressLine(total, "steps", delay=0) if report is True else None
 
-    return advance
+    def __call__(self, steps):
+        self.done += steps
+        if self.line is not None:
+            self.line.update(self.done)
+        elif self.report:
+            self.report(self.done, self.total)
+
+    def close(self, finished):
+        if self.line is not None:
+            self.line.close(finished)
 
 
 def _one_after_another(build, first, X, Y, configs, iters, every, progress):
@@ -592,6 +616,8 @@ class SweepResult:
             stopped being finite (its weights are those from before), else None.
         accuracies (list): Each model's final accuracy on the training data
             (NaN where it stopped).
+        val_accuracies, val_losses (list or None): Each model's accuracy and mean
+            NLL on the held-out data (NaN where it stopped); None without them.
 
     """
 
@@ -599,6 +625,25 @@ class SweepResult:
         self.configs, size = configs, len(configs)
         self.models, self.histories = [None] * size, [None] * size
         self.stopped, self.accuracies = [None] * size, [None] * size
+        self.val_accuracies = self.val_losses = None
+
+    def validate(self, X_val, Y_val):
+        """Records each model's accuracy and mean loss on checked held-out data; returns self."""
+        if X_val is None:
+            return self
+        scores = [(np.nan, np.nan) if stopped is not None else model.held_out(X_val, Y_val)
+                  for model, stopped in zip(self.models, self.stopped, strict=True)]  # fmt: skip
+        self.val_accuracies = [float(a) for a, _ in scores]
+        self.val_losses = [float(loss) for _, loss in scores]
+        return self
+
+    def _rank(self, c):
+        """Model c's sort key, best first: held-out accuracy then loss where there are held-out
+        data, else training accuracy; stopped models last."""
+        if self.val_accuracies is None:
+            return (-np.nan_to_num(self.accuracies[c], nan=-1),)
+        return (-np.nan_to_num(self.val_accuracies[c], nan=-1),
+                np.nan_to_num(self.val_losses[c], nan=np.inf))  # fmt: skip
 
     def set(self, c, model, history, stopped, accuracy):
         self.models[c], self.histories[c], self.stopped[c] = model, history, stopped
@@ -613,8 +658,24 @@ class SweepResult:
         return [h[-1][1] if h else np.nan for h in self.histories]
 
     def best(self):
-        """The index of the most accurate model (the first on ties; stopped ones last)."""
-        return min(range(len(self)), key=lambda c: -np.nan_to_num(self.accuracies[c], nan=-1))
+        """The index of the best model: the most accurate on the held-out data (then the lowest
+        held-out loss) where there are any, else on the training data (the first on ties;
+        stopped ones last)."""
+        return min(range(len(self)), key=self._rank)
+
+    def to_frame(self):
+        """The grid as a pandas DataFrame: a row a model, in grid order, columns ``AXES``,
+        loss, accuracy, stopped (and val_accuracy, val_loss with held-out data)."""
+        try:
+            import pandas as pd
+        except ImportError:
+            raise ImportError("SweepResult.to_frame needs pandas: pip install pandas") from None
+        columns = {axis: [c[axis] for c in self.configs] for axis in AXES}
+        columns.update(loss=self.losses, accuracy=self.accuracies,
+                       stopped=pd.array(self.stopped, dtype="Int64"))  # fmt: skip
+        if self.val_accuracies is not None:
+            columns.update(val_accuracy=self.val_accuracies, val_loss=self.val_losses)
+        return pd.DataFrame(columns)
 
     def table(self, best_first=False):
         """The grid as text: one row a model (configuration, last recorded loss, accuracy).
@@ -626,11 +687,15 @@ class SweepResult:
         """
         order = list(range(len(self)))
         if best_first:
-            order.sort(key=lambda c: -np.nan_to_num(self.accuracies[c], nan=-1))
-        lines = [f"{'lrate':>10} {'seed':>6} {'batch':>6} {'loss':>12} {'accuracy':>9}"]
+            order.sort(key=self._rank)
+        held_out = self.val_accuracies is not None
+        lines = [f"{'lrate':>10} {'seed':>6} {'batch':>6} {'loss':>12} {'accuracy':>9}"
+                 + (f" {'val loss':>12} {'val acc':>9}" if held_out else "")]  # fmt: skip
         for c in order:
             config, stopped = self.configs[c], self.stopped[c]
             accuracy = f"{self.accuracies[c]:9.4f}" if stopped is None else f"stopped at {stopped}"
+            if held_out and stopped is None:
+                accuracy += f" {self.val_losses[c]:>12.6g} {self.val_accuracies[c]:9.4f}"
             lines.append(
                 f"{config['lrate']:>10.4g} {config['seed']!s:>6} {config['batch_size']:>6} "
                 f"{self.losses[c]:>12.6g} {accuracy:>9}"

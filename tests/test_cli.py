@@ -222,6 +222,19 @@ def test_sweep_prints_the_grid_best_first_and_draws_its_plot(tmp_path):
     assert "100% 13500/13500 model-iterations" in err  # progress on stderr
 
 
+def test_sweep_with_a_test_size_ranks_by_the_held_out_accuracy():
+    code, out, err = fastffn_cli(
+        "sweep", "--dataset", "blobs", "--lrate", "0.00001,0.03", "--seeds", "0", "--iters", "3000",
+        "--test-size", "0.3",
+    )  # fmt: skip
+    assert code == 0, err
+    lines = out.splitlines()
+    assert lines[0].split() == ["lrate", "seed", "batch", "loss", "accuracy", "val", "loss",
+                                "val", "acc"]  # fmt: skip
+    held_out = [float(line.split()[-1]) for line in lines[1:3]]
+    assert held_out == sorted(held_out, reverse=True) and float(lines[1].split()[0]) == 0.03
+
+
 def test_sweep_on_local_workers_prints_what_it_prints_here():
     args = ("sweep", "--lrate", "0.003,0.03", "--seeds", "0-2", "--iters", "800")
     code, here, err = fastffn_cli(*args)

@@ -319,3 +319,69 @@ def test_a_build_returning_one_model_again_is_refused():
     layers = model.modules  # new Sequentials around the same layers share their weights
     with pytest.raises(ValueError, match="build must return a new model each call"):
         fastffn.sweep(lambda: Sequential(layers, NLL()), X, Y, iters=10, lrate=[0.1, 0.2])
+
+
+def test_report_true_is_one_line_redrawn_in_place(capsys):
+    X, Y = hard()
+    fastffn.sweep(builder(widths=(2, 4, 2)), X, Y, iters=3000, lrate=[0.01] * 4, report=True)
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.endswith("\n")  # one line, ended once
+    assert err.count("\r") >= 1 and "12000/12000 steps" in err.splitlines()[-1].split("\r")[-1]
+
+
+def test_report_true_on_a_terminal_is_tqdms_bar(monkeypatch):
+    import tqdm.auto
+
+    from fastffn import progress
+
+    made = []
+    monkeypatch.setattr(progress.sys.stderr, "isatty", lambda: True, raising=False)
+    monkeypatch.setattr(tqdm.auto, "tqdm", lambda **kw: made.append(kw) or tqdm.tqdm(**kw))
+    X, Y = hard()
+    fastffn.sweep(builder(widths=(2, 4, 2)), X, Y, iters=50, lrate=[0.01, 0.02], report=True)
+    assert made and made[0]["total"] == 100
+
+
+def test_held_out_data_rank_the_models_and_the_frame_holds_the_grid():
+    X, Y = hard()
+    X_train, Y_train, X_val, Y_val = fastffn.datasets.split(X, Y, 0.3, seed=1)
+    result = fastffn.sweep(builder(widths=(2, 10, 2)), X_train, Y_train, iters=2000,
+                           lrate=[1e-5, 0.01, 1e-4], seed=0, X_val=X_val, Y_val=Y_val)  # fmt: skip
+    for c, model in enumerate(result.models):
+        assert result.val_accuracies[c] == model.accuracy(X_val, Y_val)
+        mean_loss = model.loss.forward(model.forward(X_val), Y_val) / X_val.shape[1]
+        assert result.val_losses[c] == pytest.approx(mean_loss, rel=1e-12)
+    assert result.best() == int(np.argmax(result.val_accuracies)) == 1
+    assert result.table(best_first=True).splitlines()[1].split()[0] == "0.01"
+    assert "val acc" in result.table()
+    frame = result.to_frame()
+    assert list(frame.columns) == ["lrate", "seed", "batch_size", "loss", "accuracy", "stopped",
+                                   "val_accuracy", "val_loss"]  # fmt: skip
+    assert frame["lrate"].tolist() == [1e-5, 0.01, 1e-4] and frame["stopped"].isna().all()
+    assert frame["val_accuracy"].tolist() == result.val_accuracies
+    with pytest.raises(ValueError, match="X_val"):
+        fastffn.sweep(builder(widths=(2, 10, 2)), X, Y, iters=1, lrate=0.01, X_val=X_val[:1],
+                      Y_val=Y_val)  # fmt: skip
+    with pytest.raises(ValueError, match="together"):
+        fastffn.sweep(builder(widths=(2, 10, 2)), X, Y, iters=1, lrate=0.01, X_val=X_val)
+
+
+def test_held_out_ranking_breaks_ties_by_loss():
+    result = fastffn.sweeps.SweepResult([{"lrate": r, "seed": 0, "batch_size": 1} for r in (1, 2)])
+    for c in range(2):
+        result.set(c, None, [(1, 0.5, 0.5)], None, 0.5)
+    result.val_accuracies, result.val_losses = [0.9, 0.9], [0.4, 0.2]
+    assert result.best() == 1
+
+
+def test_the_loss_panel_marks_each_curves_last_record_even_a_lone_one():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from fastffn.plot import sweep_figure
+
+    X, Y = hard()
+    result = fastffn.sweep(builder(widths=(2, 4, 2)), X, Y, iters=100, every=250, lrate=[0.01])
+    assert [len(h) for h in result.histories] == [1]  # --every >= --iters: one record
+    curve = sweep_figure(result).axes[0].lines[0]
+    assert len(curve.get_xdata()) == 1 and curve.get_marker() == "o"
