@@ -123,9 +123,10 @@ def sweep_figure(result):
     """A sweep's loss curves and its final accuracy against the learning rate, in one figure.
 
     Left: each model's recorded loss against the iteration, coloured by its
-    learning rate, its last record marked (a run with one record is a point). Right: the final training accuracy against the learning rate
-    (log scale), the mean over the other axes (seeds, batch sizes) with their
-    spread from lowest to highest.
+    learning rate, its last record marked (a run with one record is a point).
+    Right: the final training accuracy against the learning rate (log scale), the
+    mean over the other axes (seeds, batch sizes) with their spread from lowest
+    to highest.
 
     Args:
         result (SweepResult): What ``fastffn.sweep`` returned.
