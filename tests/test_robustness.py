@@ -76,8 +76,8 @@ def test_bad_input_gets_a_clear_error(case, call, error, message, backend):
         call(model)
 
 
-def test_the_readme_lists_every_bad_input():
-    with open(os.path.join(os.path.dirname(__file__), "..", "README.md")) as f:
+def test_the_docs_list_every_bad_input():
+    with open(os.path.join(os.path.dirname(__file__), "..", "docs", "errors.md")) as f:
         readme = f.read()
     for case, *_ in BAD_INPUTS:
         assert f"| {case} |" in readme, case

@@ -1,6 +1,7 @@
 """Prints the numba/numpy speed-ups of a pytest-benchmark JSON file; exits 1 on a loss.
 
 Usage: python tests/benchmarks/ratios.py benchmark.json
+       python tests/benchmarks/ratios.py --markdown benchmark.json   (the README's speed table)
 
 Each benchmark's extra_info names its workload and backend (or training path).
 Speed-ups compare minimum times measured in the same run, the least noisy
@@ -41,6 +42,39 @@ def describe(times, reference, skip=("numpy", "numba")):
     )
 
 
+#: What the README's table calls each path that a workload's fastffn (numba) time is set against.
+PEERS = {
+    "jax": "JAX",
+    "scikit-learn": "scikit-learn",
+    "notebook": "the notebook's NumPy",
+    "numpy": "fastffn's numpy backend",
+    "one after another": "one model after another",
+}
+
+
+def markdown(run):
+    """The README's speed table: each workload (W1-W5) that fastffn's numba backend ran, its
+    time, and each peer's time with fastffn's speed as a multiple of it, all from ``run``
+    (pytest-benchmark's JSON), with the machine and the commit it ran on."""
+    lines = ["| workload | fastffn | against, same run |", "| --- | --- | --- |"]
+    for workload, times, _, _ in table(run["benchmarks"]):
+        fast = times.get("numba")
+        peers = [(PEERS[name], t) for name, t in times.items() if name in PEERS]
+        if not (workload.startswith("W") and fast and peers):
+            continue
+        against = "; ".join(f"{name} {t * 1e3:.3g} ms: **{t / fast:.2f}x**" for name, t in peers)
+        lines.append(f"| {workload} | {fast * 1e3:.3g} ms | {against} |")
+    machine, commit = run["machine_info"], run.get("commit_info", {})
+    cpu = machine.get("cpu", {})
+    lines.append("")
+    lines.append(
+        f"Minimum times of one `pytest tests/benchmarks` run at {commit.get('id', '?')[:7]} "
+        f"({run.get('datetime', '?')[:10]}) on {cpu.get('brand_raw', '?')}, "
+        f"{cpu.get('count', '?')} cores, Python {machine.get('python_version', '?')}."
+    )
+    return "\n".join(lines)
+
+
 def main(path):
     with open(path) as f:
         rows = table(json.load(f)["benchmarks"])
@@ -79,4 +113,8 @@ def main(path):
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1]))
+    if sys.argv[1] == "--markdown":
+        with open(sys.argv[2]) as f:
+            print(markdown(json.load(f)))
+    else:
+        sys.exit(main(sys.argv[1]))
