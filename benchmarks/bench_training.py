@@ -78,19 +78,51 @@ class JAX:
 
 
 class MLPEpoch:
-    """W2: one epoch of 784-256-256-10, batches of 128, 8,192 random samples."""
+    """W2: one epoch of 784-256-256-10, batches of 128, 8,192 random samples; "numba-records"
+    with sgd's default records (every 250 steps), "BLAS bound" its matrix products alone."""
 
-    params = (["numpy", "numba"], ["float64", "float32"])
+    params = (["numpy", "numba", "numba-records", "BLAS bound"], ["float64", "float32"])
     param_names = ("path", "dtype")
     timeout = 120
 
     def setup(self, path, dtype):
-        self.run = workloads.mlp_epoch(path, dtype=dtype)
+        if path == "BLAS bound":
+            self.run = workloads.mlp_gemms(dtype)
+        elif path == "numba-records":
+            self.run = workloads.mlp_epoch("numba", dtype=dtype, every=250)
+        else:
+            self.run = workloads.mlp_epoch(path, dtype=dtype)
 
     def time_sgd(self, path, dtype):
         self.run()
 
     def peakmem_sgd(self, path, dtype):
+        self.run()
+
+
+class BusyMachine:
+    """W2 (float64) and W5 (16 models), fastffn's and JAX's, quiet and beside another process
+    that keeps one core busy (``workloads.Spinner``, stopped between runs)."""
+
+    params = (list(workloads.BUSY_WORKLOADS), ["numba", "jax"], ["quiet", "busy"])
+    param_names = ("workload", "library", "phase")
+    timeout = 180
+
+    def setup(self, workload, library, phase):
+        if library == "jax":
+            try:
+                import jax  # noqa: F401
+            except ImportError:
+                raise NotImplementedError("JAX is not installed") from None  # asv: skipped
+        self.run = workloads.BUSY_WORKLOADS[workload][library == "jax"]()
+        self.spinner = workloads.Spinner()
+        if phase == "busy":
+            self.run = self.spinner.beside(self.run)
+
+    def teardown(self, workload, library, phase):
+        self.spinner.close()
+
+    def time_train(self, workload, library, phase):
         self.run()
 
 

@@ -11,6 +11,7 @@ includes a first call, so that compilation never lands in a timed round.
 import contextlib
 import copy
 import functools
+import itertools
 import os
 
 import numpy as np
@@ -328,8 +329,9 @@ def mlp_data(dtype=np.float64, samples=MLP_SAMPLES):
     return X, Y
 
 
-def mlp_epoch(path, dtype=np.float64, samples=MLP_SAMPLES):
-    """W2: one epoch of a 784-256-256-10 ReLU MLP, batches of 128, random data.
+def mlp_epoch(path, dtype=np.float64, samples=MLP_SAMPLES, every=None):
+    """W2: one epoch of a 784-256-256-10 ReLU MLP, batches of 128, random data (records
+    every ``every`` steps as ``sgd``'s defaults take them, where given).
 
     Returns:
         callable: ``run()`` trains a freshly seeded model and returns it.
@@ -337,7 +339,39 @@ def mlp_epoch(path, dtype=np.float64, samples=MLP_SAMPLES):
     """
     X, Y = mlp_data(dtype, samples)
     iters = samples // MLP_BATCH
-    return _trainer(MLP_WIDTHS, X, Y, path, dtype, iters, lrate=1e-3, batch_size=MLP_BATCH)
+    return _trainer(MLP_WIDTHS, X, Y, path, dtype, iters, every=every, lrate=1e-3,
+                    batch_size=MLP_BATCH)  # fmt: skip
+
+
+def mlp_gemms(dtype=np.float64, samples=MLP_SAMPLES):
+    """W2's BLAS bound: only the matrix products of its epoch, at its shapes, through NumPy's
+    BLAS: a step's forward ``W.T @ A`` for each layer, backward ``W @ dZ`` (not for the
+    data) and ``A @ dZ.T`` for each layer, into arrays made once.
+
+    Returns:
+        callable: ``run()`` does the epoch's products once.
+
+    """
+    rng = np.random.default_rng(0)
+    b, widths = MLP_BATCH, MLP_WIDTHS
+    Ws = [rng.standard_normal((m, n)).astype(dtype) for m, n in itertools.pairwise(widths)]
+    As = [rng.standard_normal((m, b)).astype(dtype) for m in widths]
+    dWs = [np.empty_like(W) for W in Ws]
+    products = []
+    for k, W in enumerate(Ws):
+        products.append((W.T, As[k], As[k + 1]))  # forward
+        products.append((As[k], As[k + 1].T, dWs[k]))  # the weights' gradient
+        if k:
+            products.append((W, As[k + 1], As[k]))  # the gradient by the layer's input
+
+    def run():
+        for _ in range(samples // b):
+            for left, right, out in products:
+                np.matmul(left, right, out=out)
+        return dWs
+
+    run()
+    return run
 
 
 def kernel_call(name, backend, m, n, b, dtype=np.float64):
@@ -401,3 +435,46 @@ def digits_job(path, solver):
 
     run()  # compiles
     return run, (X_test, y_test)
+
+
+#: The busy-machine rows: W2 (float64) and W5 (16 models), fastffn's and JAX's.
+BUSY_WORKLOADS = {
+    "W2 MLP float64": (lambda: mlp_epoch("numba"), lambda: mlp_epoch_jax(np.float64)),
+    "W5 sweep of 16": (lambda: sweep_job("sweep"), lambda: sweep_job_jax(16)),
+}
+
+
+def _spin():
+    while True:
+        pass
+
+
+class Spinner:
+    """Another process that keeps one core busy while a run is timed beside it: started
+    once, stopped (SIGSTOP) between runs and resumed (SIGCONT) for one, so that quiet and
+    busy runs can take turns at no cost of starting it."""
+
+    def __init__(self):
+        import multiprocessing
+        import signal
+
+        self.process = multiprocessing.get_context("fork").Process(target=_spin, daemon=True)
+        self.process.start()
+        self.signal = signal
+        os.kill(self.process.pid, signal.SIGSTOP)
+
+    def beside(self, run):
+        """``run`` as a function of no arguments that runs it while the spinner spins."""
+
+        def busy():
+            os.kill(self.process.pid, self.signal.SIGCONT)
+            try:
+                return run()
+            finally:
+                os.kill(self.process.pid, self.signal.SIGSTOP)
+
+        return busy
+
+    def close(self):
+        self.process.kill()
+        self.process.join()

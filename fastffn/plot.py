@@ -80,12 +80,13 @@ def training_curve(history, ax=None):
     ax = ax or plt.figure(figsize=(6, 4)).gca()
     ax.plot(it, loss, color="tab:red", label="loss (one batch)", marker="o", markevery=[-1], ms=3)
     ax.set(xlabel="iteration", ylabel="loss", title="training")
-    twin = ax.twinx()
-    twin.plot(it, acc, color="tab:blue", label="training accuracy", marker="o", markevery=[-1],
-              ms=3)  # fmt: skip
-    twin.set(ylabel="accuracy", ylim=(0, 1.05))
     ax.legend(loc="center left")
-    twin.legend(loc="center right")
+    if np.isfinite(acc).any():  # records whose accuracy was measured (sgd's accuracy=)
+        twin = ax.twinx()
+        twin.plot(it, acc, color="tab:blue", label="training accuracy", marker="o",
+                  markevery=[-1], ms=3)  # fmt: skip
+        twin.set(ylabel="accuracy", ylim=(0, 1.05))
+        twin.legend(loc="center right")
     return ax
 
 

@@ -158,7 +158,11 @@ class Sequential:
                     1, 1 + every, ...; False prints nothing; a callable is called
                     as ``report(it, loss, accuracy)`` instead, the order of ``history``.
                 every (int or None): Iterations between records (default 250);
-                    None records nothing and never measures the accuracy.
+                    None records nothing.
+                accuracy (bool or None): Whether a record measures the accuracy
+                    over all of X (a forward pass of X): None (the default)
+                    measures it where it is reported (``report`` True or a
+                    callable); a record not measured holds None there.
                 compiled (bool): Whether to run compiled where the model allows
                     (default True); False trains layer by layer.
                 optimizer (str or Optimizer): The update rule: ``"sgd"`` (the
@@ -177,7 +181,9 @@ class Sequential:
 
         Returns:
             list: ``(iteration, loss, accuracy)`` every ``every`` iterations
-                (1, 1 + every, ...), whether reported or not.
+                (1, 1 + every, ...): the loss of that step's batch, which
+                costs nothing more, and the accuracy before its update (None
+                where not measured, see ``accuracy``).
 
         Raises:
             FloatingPointError: A step's loss or gradients were not finite; the

@@ -42,12 +42,13 @@ _GLOBAL_STATE = threading.Lock()
 
 def sweep(
     build, X, Y, *, iters, lrate, seed=None, batch_size=1, every=250, report=False, client=None,
-    X_val=None, Y_val=None,
+    X_val=None, Y_val=None, threads=None,
 ):  # fmt: skip
     """Trains one model for each configuration of a grid; each as if trained alone.
 
     Configuration c gives the model that
-    ``np.random.seed(s); net = build(); net.sgd(X, Y, iters, lr, batch_size=b, report=False)``
+    ``np.random.seed(s); net = build(); net.sgd(X, Y, iters, lr, batch_size=b, report=False,
+    accuracy=True)``
     gives (``seed=None``: no seeding, the global state drawn from as one run
     after another would draw from it).
 
@@ -63,7 +64,8 @@ def sweep(
         batch_size (int or list): Samples a step, or a list of them.
         every (int or None): Each model's history records the step's loss and
             the accuracy before its update at every iteration ``it`` with
-            ``it % every == 1`` (as ``Sequential.sgd``); None records nothing.
+            ``it % every == 1`` (as ``Sequential.sgd`` with ``accuracy=True``);
+            None records nothing.
         report (bool or callable): True shows progress on stderr, one line
             redrawn in place (``progress.ProgressLine``); a callable is called as
             ``report(steps_done, steps_total)``, steps counted over all models.
@@ -72,6 +74,8 @@ def sweep(
         X_val, Y_val (ndarray): Held-out points and their one-hot classes (d by
             m, k by m): each trained model's accuracy and mean loss on them are
             recorded, and models are ranked by them (``SweepResult.best``).
+        threads (int or None): Threads that train groups of models here (not on a
+            cluster): None for ``default_threads()``.
 
     Returns:
         SweepResult: The models in grid order (``AXES``' product, the last axis
@@ -86,17 +90,39 @@ def sweep(
         raise TypeError(f"report must be True, False or a callable, got {report!r}")
     if (X_val is None) != (Y_val is None):
         raise ValueError("give X_val and Y_val together, or neither")
+    threads = default_threads() if threads is None else as_count("threads", threads)
     configs = grid(lrate=lrate, seed=seed, batch_size=batch_size)
     _check_client(client)
     progress = Progress(report, iters * len(configs))
     try:
-        result = _train(build, X, Y, configs, iters, every, progress, client, X_val, Y_val)
+        result = _train(build, X, Y, configs, iters, every, progress, client, X_val, Y_val,
+                        threads)  # fmt: skip
     finally:
         progress.close(finished=sys.exc_info()[0] is None)
     return result
 
 
-def _train(build, X, Y, configs, iters, every, progress, client, X_val, Y_val):
+def default_threads():
+    """The threads a sweep trains on by default: the CPUs this process may use
+    (``os.sched_getaffinity``), at most ``OMP_NUM_THREADS`` where that is set (as joblib's
+    workers set it), and 1 inside a Dask worker's task (the worker's threads hold the cores)."""
+    if "distributed" in sys.modules:
+        from distributed import get_worker
+
+        try:
+            get_worker()
+            return 1
+        except ValueError:  # not in a worker
+            pass
+    try:
+        cpus = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        cpus = os.cpu_count() or 1
+    limit = os.environ.get("OMP_NUM_THREADS", "")
+    return max(1, min(cpus, int(limit))) if limit.isdigit() and int(limit) > 0 else cpus
+
+
+def _train(build, X, Y, configs, iters, every, progress, client, X_val, Y_val, threads):
     """``sweep``'s grid trained, its arguments checked but the data."""
     with _GLOBAL_STATE:
         first = _build(build, configs[0])
@@ -121,7 +147,7 @@ def _train(build, X, Y, configs, iters, every, progress, client, X_val, Y_val):
         lrates = [configs[i]["lrate"] for i in chosen]
         draws = Draws([starts[i] for i in chosen], X.shape[1], b)
         groups = Groups([models[i] for i in chosen], draws, lrates)
-        groups.train(XT, YT, iters, every, progress, client)
+        groups.train(XT, YT, iters, every, progress, client, threads)
         groups.unpack(result, chosen, X.shape[1])
         if chosen[-1] == len(configs) - 1:  # the global state left as the last model's sgd
             with _GLOBAL_STATE:
@@ -367,7 +393,7 @@ def _one_after_another(build, first, X, Y, configs, iters, every, progress):
         try:
             history = model.sgd(
                 X, Y, iters, config["lrate"], batch_size=config["batch_size"],
-                report=False, every=every,
+                report=False, every=every, accuracy=True,  # as the compiled sweep records
             )  # fmt: skip
         except training.Diverged as error:  # the model keeps its weights from before
             stopped = error.iteration
@@ -400,13 +426,12 @@ class Groups:
         self.lrates = np.array([lrates[i] for i in slots], dtype=dtype).reshape(self.G, self.M)
         self.count, self.models = count, models
 
-    def train(self, XT, YT, iters, every, progress, client):
+    def train(self, XT, YT, iters, every, progress, client, threads):
         """Runs every step; the outputs land in this object's arrays."""
         arrays = (self.ops, self.shapes, self.coefs, self.params, XT, YT, self.draws, self.lrates)
         if client is None:
             per_model = lambda steps: progress(steps * self.count)  # noqa: E731
-            out = _train_here(*arrays, iters, every or 0, per_model,
-                              threads=os.cpu_count() or 1)  # fmt: skip
+            out = _train_here(*arrays, iters, every or 0, per_model, threads)
         else:
             out = self._train_on(client, arrays, iters, every or 0, progress)
         self.params, self.rec_losses, self.rec_hits, self.stopped, self.hits = out
@@ -543,16 +568,18 @@ def _train_here(ops, shapes, coefs, params, XT, YT, draws, lrates, iters, every,
 def _each_group(work, G, threads):
     """``work(g)`` for each of G groups, on ``min(G, threads)`` threads: this one and
     the pool's (a thread of its own made for each call cost 0.4 ms of a 10 ms W5).
-    Returns when every group is done; raises the first error."""
+    The groups are a queue each thread takes the next from, so a thread on a busy core
+    takes fewer. Returns when every group is done; raises the first error."""
     n = max(1, min(G, threads))
+    queue = iter(range(G))  # next() on it is atomic under the GIL
 
-    def share(w):
-        for g in range(w, G, n):
+    def share():
+        for g in queue:
             work(g)
 
-    futures = [_pool().submit(share, w) for w in range(1, n)]
+    futures = [_pool().submit(share) for _ in range(1, n)]
     try:
-        share(0)
+        share()
     finally:
         wait(futures)  # no group left running, whatever happened here
     for future in futures:
@@ -563,12 +590,12 @@ _POOL, _POOL_LOCK = None, threading.Lock()
 
 
 def _pool():
-    """The threads ``_each_group`` shares work with: one fewer than the machine's cores,
-    made on first use (again in a forked child, where the parent's are gone)."""
+    """The threads ``_each_group`` shares work with, made as they are first needed (again
+    in a forked child, where the parent's are gone)."""
     global _POOL
     with _POOL_LOCK:
-        if _POOL is None:
-            _POOL = ThreadPoolExecutor(max(1, (os.cpu_count() or 1) - 1), "fastffn-sweep")
+        if _POOL is None:  # a thread is started only when no idle one takes the task
+            _POOL = ThreadPoolExecutor(256, "fastffn-sweep")
         return _POOL
 
 

@@ -46,8 +46,8 @@ TRANSPOSE_MIN_SIZE = 1 << 16
 
 
 def sgd(
-    model, X, Y, iters, lrate, *, batch_size=1, rng=None, report=True, every=250, compiled=True,
-    optimizer="sgd", average=False, batches=None, **hyper,
+    model, X, Y, iters, lrate, *, batch_size=1, rng=None, report=True, every=250, accuracy=None,
+    compiled=True, optimizer="sgd", average=False, batches=None, **hyper,
 ):  # fmt: skip
     """Trains ``model`` by SGD; ``Sequential.sgd`` documents the arguments.
 
@@ -57,7 +57,7 @@ def sgd(
     """
     trainer = Trainer(model, X, Y, compiled=compiled, optimizer=optimizer, average=average, **hyper)
     return trainer.run(iters, lrate, batch_size=batch_size, rng=rng, report=report, every=every,
-                       batches=batches)  # fmt: skip
+                       accuracy=accuracy, batches=batches)  # fmt: skip
 
 
 class Trainer:
@@ -116,7 +116,8 @@ class Trainer:
         total = self.batch_weights(indices)
         return np.divide(1.0, total, out=np.zeros_like(total), where=total > 0)
 
-    def run(self, iters, lrate, *, batch_size=1, rng=None, report=True, every=250, batches=None):
+    def run(self, iters, lrate, *, batch_size=1, rng=None, report=True, every=250, accuracy=None,
+            batches=None):  # fmt: skip
         """``iters`` steps from the model's weights and the optimizer's state as they are.
 
         Returns:
@@ -131,6 +132,8 @@ class Trainer:
         every = None if every is None else as_count("every", every)
         if not (isinstance(report, bool) or callable(report)):
             raise TypeError(f"report must be True, False or a callable, got {report!r}")
+        if not (accuracy is None or isinstance(accuracy, bool)):
+            raise TypeError(f"accuracy must be True, False or None, got {accuracy!r}")
         if rng is not None and not isinstance(rng, np.random.Generator):
             raise TypeError(f"rng must be a numpy.random.Generator or None, got {rng!r}")
         n = self.X.shape[1]
@@ -140,6 +143,8 @@ class Trainer:
                 raise ValueError("give batches or rng, not both: batches leave nothing to draw")
         runner = self.compiled or LayerRunner(self.model, self.X, self.Y, report, self.optimizer)
         runner.scales, runner.losses = self.scales, []
+        # A record's accuracy is a pass over all of X: measured where it is shown, or asked for.
+        runner.measures = report is not False if accuracy is None else accuracy
         samples = Samples(n, batch_size, iters, rng, batches)
         try:
             # Overflow is caught as a non-finite loss or gradient; NumPy need not warn too.
@@ -309,7 +314,7 @@ class LayerRunner:
 
     def __init__(self, model, X, Y, report, optimizer):
         self.model, self.X, self.Y, self.optimizer = model, X, Y, optimizer
-        self.scales, self.losses = None, []  # set by Trainer.run
+        self.scales, self.losses, self.measures = None, [], True  # set by Trainer.run
         # Sequential's own forward skips the data checks sgd made; a user's own runs as written.
         self.forward = model.forward if overridden(model, "forward") else model._forward
         loss = model.loss
@@ -366,11 +371,13 @@ class LayerRunner:
         self.losses.append(np.array([loss]))
         record = None
         if is_record(it, every):
-            try:
-                accuracy = model._accuracy(X, Y, self.forward)
-            except NonFiniteError:  # the data are finite: a layer overflowed
-                raise Diverged(it, np.nan) from None
-            record = (it, float(loss), float(accuracy))
+            accuracy = None
+            if self.measures:
+                try:
+                    accuracy = float(model._accuracy(X, Y, self.forward))
+                except NonFiniteError:  # the data are finite: a layer overflowed
+                    raise Diverged(it, np.nan) from None
+            record = (it, float(loss), accuracy)
             if self.prints:
                 model.print_accuracy(it, X, Y, loss, every)
         if self.optimizer.plain:
@@ -393,7 +400,7 @@ class CompiledRunner:
 
     def __init__(self, model, X, Y, optimizer):
         self.optimizer = optimizer
-        self.scales, self.losses = None, []  # set by Trainer.run
+        self.scales, self.losses, self.measures = None, [], True  # set by Trainer.run
         self.packed = pack(model)
         attach(model, self.packed)
         # What a step's time depends on, with the batch size (``_loop``'s chunks).
@@ -422,13 +429,15 @@ class CompiledRunner:
         if not optimizer.plain:
             rule = (optimizer.code, optimizer.slots, optimizer.hyper(dtype))
         arguments = (*model, indices, rates, np.finfo(dtype).tiny, *rule)
-        loop = self.loop(samples.batch_size, every)
-        done = loop(*arguments, losses, it, every or None, hits)
+        measured = every if self.measures else 0  # unmeasured records are the losses it keeps
+        loop = self.loop(samples.batch_size, measured)
+        done = loop(*arguments, losses, it, measured or None, hits)
         optimizer.t += done
         self.losses.append(losses[:done])
         recorded = range(next_record(it, every) - it, min(done, count), every) if every else ()
         size = self.X.shape[1]
-        records = [(it + i, float(losses[i]), float(hits[i] / size)) for i in recorded]
+        records = [(it + i, float(losses[i]), float(hits[i] / size) if measured else None)
+                   for i in recorded]  # fmt: skip
         if done < count:
             raise Diverged(it + done, np.nan if hits[done] < 0 else losses[done], records)
         return records

@@ -24,7 +24,7 @@ def _sgd():
     X, Y = hard()
     for dtype, batch_size, every in itertools.product(DTYPES, (1, 8), (5, None)):
         model = network((2, 4, 2), seed=0, dtype=dtype)
-        model.sgd(X, Y, 10, batch_size=batch_size, report=False, every=every)
+        model.sgd(X, Y, 10, batch_size=batch_size, report=False, every=every, accuracy=True)
 
 
 def _optimizers():

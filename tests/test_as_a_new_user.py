@@ -302,7 +302,7 @@ def test_any_batch_size_is_drawn_with_replacement(path):
     X, Y = hard()
     backend, compiled = PATHS[path]
     model = build(fastffn, "ReLU", backend=backend)
-    history = model.sgd(X, Y, 600, batch_size=32, report=False, compiled=compiled)
+    history = model.sgd(X, Y, 600, batch_size=32, report=False, compiled=compiled, accuracy=True)
     assert [h[0] for h in history] == [1, 251, 501]
     assert all(np.isfinite(h[1]) and 0 <= h[2] <= 1 for h in history)
 

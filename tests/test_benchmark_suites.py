@@ -85,3 +85,39 @@ def test_a_kernel_the_numba_backend_takes_from_the_reference_is_marked_so():
     assert benchmark.extra_info["same_function"] == (numba is numpy)
     test_speed.test_kernel(benchmark, "relu_forward", "notebook", "float64")
     assert benchmark.extra_info["same_function"] is False
+
+
+def test_ratio_table_prints_each_slowdown_beside_a_busy_process_next_to_jaxs(tmp_path, capsys):
+    rows = [
+        {"workload": f"W2 beside a busy process ({lib})", "backend": "quiet and busy",
+         "paths": {"quiet": 0.1, "busy": busy}}
+        for lib, busy in (("numba", 0.23), ("jax", 0.127))
+    ]  # fmt: skip
+    path = tmp_path / "b.json"
+    path.write_text(json.dumps({"benchmarks": [{"extra_info": r, "stats": {"min": 1.0}}
+                                               for r in rows]}))  # fmt: skip
+    assert ratios.main(str(path)) == 0
+    line = [
+        x for x in capsys.readouterr().out.splitlines() if x.startswith("W2 beside a busy process:")
+    ]
+    assert line == ["W2 beside a busy process: numba 2.30x slower (quiet 100 ms, busy 230 ms); "
+                    "JAX 1.27x slower (quiet 100 ms, busy 127 ms)"]  # fmt: skip
+
+
+def test_the_spinner_keeps_a_core_busy_only_while_a_busy_run_runs():
+    import time
+
+    from benchmarks import workloads
+
+    spinner = workloads.Spinner()
+    try:
+        usage = lambda: sum(map(int, open(f"/proc/{spinner.process.pid}/stat").read()  # noqa: E731
+                                .rsplit(")", 1)[1].split()[11:13]))  # fmt: skip
+        before = usage()
+        time.sleep(0.3)
+        assert usage() - before <= 2  # stopped: no clock ticks
+        before = usage()
+        spinner.beside(lambda: time.sleep(0.5))()
+        assert usage() - before >= 20  # about 50 ticks of 10 ms while the run ran
+    finally:
+        spinner.close()

@@ -38,8 +38,9 @@ def alone(build, X, Y, iters, config, every=250):
     model = build()
     try:
         history = model.sgd(
-            X, Y, iters, config["lrate"], batch_size=config["batch_size"], report=False, every=every
-        )
+            X, Y, iters, config["lrate"], batch_size=config["batch_size"], report=False,
+            every=every, accuracy=True,
+        )  # fmt: skip
         stopped = None
     except FloatingPointError as error:
         history, stopped = error.history, error.iteration
@@ -196,7 +197,7 @@ def test_an_error_in_a_group_is_raised_after_every_group_is_done():
 
     done = []
 
-    def work(g):  # groups 0 and 2 on this thread, 1 and 3 on the pool's
+    def work(g):  # group 0 on this thread, which then stops; the pool's thread takes the rest
         if g == 0:
             raise RuntimeError("group 0")
         time.sleep(0.05)
@@ -204,7 +205,7 @@ def test_an_error_in_a_group_is_raised_after_every_group_is_done():
 
     with pytest.raises(RuntimeError, match="group 0"):
         _each_group(work, 4, threads=2)
-    assert done == [1, 3]  # raised once the other thread's groups were done
+    assert sorted(done) == [1, 2, 3]  # raised once the other thread's groups were done
 
 
 @pytest.mark.parametrize(
@@ -385,3 +386,37 @@ def test_the_loss_panel_marks_each_curves_last_record_even_a_lone_one():
     assert [len(h) for h in result.histories] == [1]  # --every >= --iters: one record
     curve = sweep_figure(result).axes[0].lines[0]
     assert len(curve.get_xdata()) == 1 and curve.get_marker() == "o"
+
+
+def test_threads_change_nothing_but_the_speed_and_default_to_the_cpus_we_may_use(monkeypatch):
+    X, Y = hard()
+    runs = [fastffn.sweep(builder(widths=(2, 4, 2)), X, Y, iters=300, lrate=[0.01] * 20,
+                          seed=range(20), threads=t) for t in (1, 2, 5)]  # fmt: skip
+    for other in runs[1:]:
+        for a, b in zip(runs[0].models, other.models, strict=True):
+            for wa, wb in zip(weights(a), weights(b), strict=True):
+                np.testing.assert_array_equal(wa, wb)
+    with pytest.raises(ValueError, match="threads must be >= 1"):
+        fastffn.sweep(builder(), X, Y, iters=1, lrate=0.01, threads=0)
+    from fastffn.sweeps import default_threads
+
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {3, 5, 7}, raising=False)
+    assert default_threads() == 3  # the CPUs this process may use, not os.cpu_count()
+    monkeypatch.setenv("OMP_NUM_THREADS", "2")  # as joblib's workers have it
+    assert default_threads() == 2
+
+
+def test_groups_are_a_queue_a_slow_thread_takes_fewer_from(monkeypatch):
+    from fastffn.sweeps import _each_group
+
+    taken = {}
+
+    def work(g):
+        name = threading.current_thread().name
+        taken.setdefault(name, []).append(g)
+        time.sleep(0.2 if name == threading.main_thread().name else 0.01)  # a busy core
+
+    _each_group(work, 12, 2)
+    assert sorted(g for gs in taken.values() for g in gs) == list(range(12))
+    assert len(taken[threading.main_thread().name]) <= 2  # the even split gave it 6

@@ -99,6 +99,12 @@ def test_ctrl_c_stops_the_workers_within_a_second(client):
     assert idle(client)
 
 
+def test_a_sweep_inside_a_dask_task_takes_one_thread(client):
+    from fastffn.sweeps import default_threads
+
+    assert client.submit(default_threads, pure=False).result() == 1
+
+
 def test_a_cluster_without_workers_times_out_with_a_clear_message(monkeypatch):
     import fastffn.sweeps
 

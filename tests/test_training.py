@@ -131,3 +131,33 @@ def test_backend_switch():
         fastffn.set_backend("torch")
     with pytest.raises(ValueError, match="backend must be one of"):
         Sequential([Linear(2, 3)], NLL(), backend="jax")
+
+
+@pytest.mark.parametrize("batch_size", [1, 8])
+@pytest.mark.parametrize("compiled", [True, False])
+def test_records_measure_the_accuracy_only_where_it_is_shown_or_asked(batch_size, compiled):
+    """Issue 24's free history: a record's loss is its step's (computed anyway); its accuracy,
+    a pass over all of X, is measured for report=True, a callable report, or accuracy=True."""
+    from fastffn.sequential import network
+    from fastffn.training import Trainer
+
+    X, Y = hard()
+    runs = {}
+    for name, options in {
+        "quiet": {"report": False},
+        "asked": {"report": False, "accuracy": True},
+        "callable": {"report": lambda *record: None},
+        "refused": {"report": lambda *record: None, "accuracy": False},
+    }.items():
+        model = network((2, 10, 10, 2), seed=0)
+        trainer = Trainer(model, X, Y, compiled=compiled)
+        np.random.seed(1)
+        runs[name] = trainer.run(600, 0.01, batch_size=batch_size, every=100, **options)
+        assert [r[0] for r in runs[name]] == [1, 101, 201, 301, 401, 501]
+        assert [r[1] for r in runs[name]] == [float(trainer.losses[i]) for i in range(1, 600, 100)]
+    assert all(acc is None for *_, acc in runs["quiet"] + runs["refused"])
+    assert runs["asked"] == runs["callable"]
+    assert all(0 <= acc <= 1 for *_, acc in runs["asked"])
+    assert [r[:2] for r in runs["quiet"]] == [r[:2] for r in runs["asked"]]  # the same steps
+    with pytest.raises(TypeError, match="accuracy must be True, False or None"):
+        network((2, 3, 2)).sgd(X, Y, 1, accuracy="yes")

@@ -75,6 +75,25 @@ def markdown(run):
     return "\n".join(lines)
 
 
+def slowdowns(rows):
+    """'workload beside a busy process: numba N.NNx slower (quiet q ms, busy b ms), JAX ...'
+    for each busy-machine workload, each library's slowdown side by side."""
+    found = defaultdict(dict)
+    for workload, times, _, _ in rows:
+        base, _, library = workload.rpartition(" (")
+        if base.endswith("beside a busy process") and {"quiet", "busy"} <= times.keys():
+            found[base][library.rstrip(")")] = times
+    return [
+        f"{base}: "
+        + "; ".join(
+            f"{'JAX' if lib == 'jax' else lib} {t['busy'] / t['quiet']:.2f}x slower "
+            f"(quiet {t['quiet'] * 1e3:.3g} ms, busy {t['busy'] * 1e3:.3g} ms)"
+            for lib, t in libraries.items()
+        )
+        for base, libraries in found.items()
+    ]
+
+
 def main(path):
     with open(path) as f:
         rows = table(json.load(f)["benchmarks"])
@@ -98,7 +117,10 @@ def main(path):
             print(f"{workload:<{width}}  {'':>10}  {ms:>10}  {'':>8}  {versus_jax:>7}  {others}")
             continue
         ratio = reference / fast
-        others = describe(times, reference, ("numpy", "numba", "jax"))
+        others = describe(times, reference, ("numpy", "numba", "jax", "BLAS bound"))
+        if "BLAS bound" in times:  # the epoch's matrix products alone: numba's time over it
+            bound = times["BLAS bound"]
+            others = f"BLAS bound {bound * 1e3:.3g} ms (numba {fast / bound:.2f}x the bound)"
         if same:
             others = "the same function in both backends (NumPy's)"
         print(
@@ -107,6 +129,8 @@ def main(path):
         )
         if gate and ratio < 1:
             failures.append(f"{workload}: numba is {1 / ratio:.2f}x slower than numpy")
+    for line in slowdowns(rows):
+        print(line)
     for failure in failures:
         print("FAIL", failure)
     return 1 if failures else 0

@@ -158,12 +158,26 @@ def test_width_table(benchmark, width, batch_size, path):
         assert_same_weights(result, workloads.width_job("numba", width, batch_size)())
 
 
-@pytest.mark.parametrize("path", ["numpy", "numba"])
+@pytest.mark.parametrize("path", ["numpy", "numba", "BLAS bound"])
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
 def test_mlp_epoch(benchmark, dtype, path):
-    run = workloads.mlp_epoch(path, dtype=dtype)
-    model = measure(benchmark, run, f"W2 MLP 784-256-256-10 b=128 epoch {dtype}", path)
+    """W2 per path; "BLAS bound" times its epoch's matrix products alone (``mlp_gemms``)."""
+    workload = f"W2 MLP 784-256-256-10 b=128 epoch {dtype}"
+    if path == "BLAS bound":
+        measure(benchmark, workloads.mlp_gemms(dtype), workload, path)
+        return
+    model = measure(benchmark, workloads.mlp_epoch(path, dtype=dtype), workload, path)
     assert model.dtype == dtype
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_mlp_epoch_default_records(benchmark, dtype):
+    """W2 with sgd's default records (every 250 steps: the step's loss, no accuracy) against
+    none, in turns: the records cost nothing the steps have not computed."""
+    runs = {"numba": workloads.mlp_epoch("numba", dtype=dtype, every=250)}
+    runs["every=None"] = workloads.mlp_epoch("numba", dtype=dtype)
+    workload = f"W2 {dtype} with sgd's default records (numba: every=250)"
+    measure_in_turns(benchmark, runs, workload, turn=0)
 
 
 @pytest.mark.parametrize(("cache", "jitted"), [("warm", False), ("cold", False), ("cold", True)])
@@ -183,6 +197,22 @@ def test_first_call(benchmark, cache, jitted):
         backend = f"numba, {cache} cache" + (", loop jitted" if jitted else "")
         benchmark.extra_info.update(workload=benchmark.group, backend=backend)
         benchmark.pedantic(run, rounds=3 if cache == "warm" else 1)
+
+
+@pytest.mark.parametrize("library", ["numba", "jax"])
+@pytest.mark.parametrize("workload", list(workloads.BUSY_WORKLOADS))
+def test_busy_machine(benchmark, workload, library):
+    """W2 and W5 quiet and beside one process that keeps a core busy, in turns: each
+    library's slowdown (ratios.py prints them side by side)."""
+    if library == "jax":
+        pytest.importorskip("jax")
+    run = workloads.BUSY_WORKLOADS[workload][library == "jax"]()
+    spinner = workloads.Spinner()
+    try:
+        runs = {"quiet": run, "busy": spinner.beside(run)}
+        measure_in_turns(benchmark, runs, f"{workload} beside a busy process ({library})", turn=0)
+    finally:
+        spinner.close()
 
 
 @pytest.mark.parametrize("path", ["numpy", "numba", "notebook"])
