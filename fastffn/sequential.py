@@ -175,6 +175,9 @@ class Sequential:
                 average (bool): Whether a step uses the batch's mean gradient
                     (and ``weight_decay / b``), scikit-learn's convention, instead
                     of the notebook's sum (default False).
+                threads (int or None): The BLAS threads of the steps' matrix
+                    products; None (the default) takes, chunk by chunk, the CPUs
+                    other processes leave free (``fastffn._threads.BlasThreads``).
                 momentum, beta1, beta2, eps, weight_decay (float): The rule's
                     hyperparameters (defaults 0.9, 0.9, 0.999, 1e-8 and 0.0):
                     ``weight_decay * W`` is added to each W's gradient.

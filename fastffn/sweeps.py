@@ -24,6 +24,7 @@ from concurrent.futures import ThreadPoolExecutor, wait
 import numpy as np
 
 from . import training
+from ._threads import default_threads
 from ._validation import as_count, as_seed, as_step_size
 from .backends import Packed
 from .layers import arguments
@@ -100,26 +101,6 @@ def sweep(
     finally:
         progress.close(finished=sys.exc_info()[0] is None)
     return result
-
-
-def default_threads():
-    """The threads a sweep trains on by default: the CPUs this process may use
-    (``os.sched_getaffinity``), at most ``OMP_NUM_THREADS`` where that is set (as joblib's
-    workers set it), and 1 inside a Dask worker's task (the worker's threads hold the cores)."""
-    if "distributed" in sys.modules:
-        from distributed import get_worker
-
-        try:
-            get_worker()
-            return 1
-        except ValueError:  # not in a worker
-            pass
-    try:
-        cpus = len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        cpus = os.cpu_count() or 1
-    limit = os.environ.get("OMP_NUM_THREADS", "")
-    return max(1, min(cpus, int(limit))) if limit.isdigit() and int(limit) > 0 else cpus
 
 
 def _train(build, X, Y, configs, iters, every, progress, client, X_val, Y_val, threads):

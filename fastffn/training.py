@@ -25,6 +25,7 @@ import time
 import numpy as np
 
 from . import backends, sequential
+from ._threads import BlasThreads
 from ._validation import NonFiniteError, all_finite, as_count, as_step_size
 from .backends import BLAS_MIN_FLOPS, OPS, Packed, aot
 from .layers import NLL, Linear, SoftMax, is_builtin
@@ -41,13 +42,15 @@ MAX_INDICES = 1 << 20
 _CHUNKS = {}
 #: Sequential's methods a compiled run stands in for.
 METHODS = ("forward", "backward", "sgd_step", "print_accuracy")
+#: Products of at least this many multiply-adds take several BLAS threads (OpenBLAS's size).
+THREADED_FLOPS = 1 << 20
 #: Data smaller than this (in numbers) are transposed by NumPy, not a compiled kernel.
 TRANSPOSE_MIN_SIZE = 1 << 16
 
 
 def sgd(
     model, X, Y, iters, lrate, *, batch_size=1, rng=None, report=True, every=250, accuracy=None,
-    compiled=True, optimizer="sgd", average=False, batches=None, **hyper,
+    compiled=True, optimizer="sgd", average=False, batches=None, threads=None, **hyper,
 ):  # fmt: skip
     """Trains ``model`` by SGD; ``Sequential.sgd`` documents the arguments.
 
@@ -57,7 +60,7 @@ def sgd(
     """
     trainer = Trainer(model, X, Y, compiled=compiled, optimizer=optimizer, average=average, **hyper)
     return trainer.run(iters, lrate, batch_size=batch_size, rng=rng, report=report, every=every,
-                       accuracy=accuracy, batches=batches)  # fmt: skip
+                       accuracy=accuracy, batches=batches, threads=threads)  # fmt: skip
 
 
 class Trainer:
@@ -117,7 +120,7 @@ class Trainer:
         return np.divide(1.0, total, out=np.zeros_like(total), where=total > 0)
 
     def run(self, iters, lrate, *, batch_size=1, rng=None, report=True, every=250, accuracy=None,
-            batches=None):  # fmt: skip
+            batches=None, threads=None):  # fmt: skip
         """``iters`` steps from the model's weights and the optimizer's state as they are.
 
         Returns:
@@ -132,6 +135,7 @@ class Trainer:
         every = None if every is None else as_count("every", every)
         if not (isinstance(report, bool) or callable(report)):
             raise TypeError(f"report must be True, False or a callable, got {report!r}")
+        threads = None if threads is None else as_count("threads", threads)
         if not (accuracy is None or isinstance(accuracy, bool)):
             raise TypeError(f"accuracy must be True, False or None, got {accuracy!r}")
         if rng is not None and not isinstance(rng, np.random.Generator):
@@ -143,6 +147,7 @@ class Trainer:
                 raise ValueError("give batches or rng, not both: batches leave nothing to draw")
         runner = self.compiled or LayerRunner(self.model, self.X, self.Y, report, self.optimizer)
         runner.scales, runner.losses = self.scales, []
+        blas = runner.blas = BlasThreads(threads) if threads or runner.adapts(batch_size) else None
         # A record's accuracy is a pass over all of X: measured where it is shown, or asked for.
         runner.measures = report is not False if accuracy is None else accuracy
         samples = Samples(n, batch_size, iters, rng, batches)
@@ -151,6 +156,8 @@ class Trainer:
             with np.errstate(all="ignore"):
                 return _loop(runner, samples, iters, lrate, report, every)
         finally:
+            if blas is not None:
+                blas.restore()
             self.losses = np.concatenate(runner.losses) if runner.losses else np.empty(0)
 
 
@@ -314,7 +321,7 @@ class LayerRunner:
 
     def __init__(self, model, X, Y, report, optimizer):
         self.model, self.X, self.Y, self.optimizer = model, X, Y, optimizer
-        self.scales, self.losses, self.measures = None, [], True  # set by Trainer.run
+        self.scales, self.losses, self.measures, self.blas = None, [], True, None  # Trainer.run
         # Sequential's own forward skips the data checks sgd made; a user's own runs as written.
         self.forward = model.forward if overridden(model, "forward") else model._forward
         loss = model.loss
@@ -350,7 +357,16 @@ class LayerRunner:
                 records.append(record)
         return records
 
+    def adapts(self, batch_size):
+        """Whether its BLAS's threads follow the machine's load: not layer by layer."""
+        return False
+
     def step(self, samples, lrate, it, every):
+        if self.blas is None:
+            return self._step(samples, lrate, it, every)
+        return self.blas.run(lambda: self._step(samples, lrate, it, every))
+
+    def _step(self, samples, lrate, it, every):
         model, X, Y = self.model, self.X, self.Y
         indices = samples.take(1)
         columns, scales = indices[0], self.scales(indices)
@@ -400,7 +416,7 @@ class CompiledRunner:
 
     def __init__(self, model, X, Y, optimizer):
         self.optimizer = optimizer
-        self.scales, self.losses, self.measures = None, [], True  # set by Trainer.run
+        self.scales, self.losses, self.measures, self.blas = None, [], True, None  # Trainer.run
         self.packed = pack(model)
         attach(model, self.packed)
         # What a step's time depends on, with the batch size (``_loop``'s chunks).
@@ -431,7 +447,8 @@ class CompiledRunner:
         arguments = (*model, indices, rates, np.finfo(dtype).tiny, *rule)
         measured = every if self.measures else 0  # unmeasured records are the losses it keeps
         loop = self.loop(samples.batch_size, measured)
-        done = loop(*arguments, losses, it, measured or None, hits)
+        run = functools.partial(loop, *arguments, losses, it, measured or None, hits)
+        done = run() if self.blas is None else self.blas.run(run)
         optimizer.t += done
         self.losses.append(losses[:done])
         recorded = range(next_record(it, every) - it, min(done, count), every) if every else ()
@@ -441,6 +458,14 @@ class CompiledRunner:
         if done < count:
             raise Diverged(it + done, np.nan if hits[done] < 0 else losses[done], records)
         return records
+
+    def adapts(self, batch_size):
+        """Whether a product of a step is large enough for the BLAS to take threads for it
+        (``THREADED_FLOPS``): then its threads follow the machine's load (``BlasThreads``)."""
+        shapes = self.packed.shapes
+        return batch_size > 1 and int((shapes[:, 0] * shapes[:, 1]).max()) * batch_size >= (
+            THREADED_FLOPS
+        )
 
     def loop(self, batch_size, every):
         """The compiled loop for these steps: ``column_steps`` for one sample a step (compiled

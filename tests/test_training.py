@@ -161,3 +161,65 @@ def test_records_measure_the_accuracy_only_where_it_is_shown_or_asked(batch_size
     assert [r[:2] for r in runs["quiet"]] == [r[:2] for r in runs["asked"]]  # the same steps
     with pytest.raises(TypeError, match="accuracy must be True, False or None"):
         network((2, 3, 2)).sgd(X, Y, 1, accuracy="yes")
+
+
+def _blas_threads():
+    from threadpoolctl import ThreadpoolController
+
+    return {lib.num_threads for lib in ThreadpoolController().select(internal_api="openblas")
+            .lib_controllers}  # fmt: skip
+
+
+@pytest.mark.parametrize("compiled", [True, False])
+def test_threads_sets_the_blas_threads_for_the_run_and_restores_them(compiled):
+    from fastffn.sequential import network
+
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((256, 512))
+    Y = np.eye(4)[:, rng.integers(4, size=512)]
+    before = _blas_threads()
+    seen = []
+    model = network((256, 256, 4), seed=0)
+    model.sgd(X, Y, 6, 1e-4, batch_size=64, threads=1, compiled=compiled, every=2,
+              report=lambda *record: seen.append(_blas_threads()))  # fmt: skip
+    assert seen and all(s == {1} for s in seen)
+    assert _blas_threads() == before
+    with pytest.raises(ValueError, match="threads must be >= 1"):
+        model.sgd(X, Y, 1, batch_size=64, threads=0)
+
+
+def test_the_blas_threads_follow_the_cpus_other_processes_leave(monkeypatch):
+    """BlasThreads chooses, run by run, the CPUs that others leave free as the run starts."""
+    import multiprocessing
+
+    from fastffn import _threads
+
+    monkeypatch.setattr(_threads, "default_threads", lambda: 2)
+    others = {"now": 0}
+    monkeypatch.setattr(_threads, "others_running", lambda: others["now"])
+    blas = _threads.BlasThreads()
+    for now, threads in ((0, {2}), (1, {1}), (5, {1}), (0, {2})):
+        others["now"] = now
+        assert blas.run(_blas_threads) == threads
+    blas.restore()
+    fixed = _threads.BlasThreads(threads=1)
+    assert fixed.run(_blas_threads) == {1}
+    fixed.restore()
+    monkeypatch.undo()
+    # The count itself: a process spinning beside this one is one thread running.
+    assert _threads.others_running() == 0
+    spinner = multiprocessing.get_context("fork").Process(target=_spin, daemon=True)
+    spinner.start()
+    try:
+        import time
+
+        time.sleep(0.2)
+        assert _threads.others_running() >= 1
+    finally:
+        spinner.kill()
+        spinner.join()
+
+
+def _spin():
+    while True:
+        pass
