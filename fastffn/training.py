@@ -20,6 +20,7 @@ to 0; ``SoftMax.backward`` called on its own keeps it.
 
 import functools
 import sys
+import threading
 import time
 
 import numpy as np
@@ -448,7 +449,14 @@ class CompiledRunner:
         measured = every if self.measures else 0  # unmeasured records are the losses it keeps
         loop = self.loop(samples.batch_size, measured)
         run = functools.partial(loop, *arguments, losses, it, measured or None, hits)
-        done = run() if self.blas is None else self.blas.run(run)
+        gathered = None
+        if samples.batch_size > 1:  # sgd_steps gathers the batches of many steps at once
+            gathered = GATHER.take(count, self.X, self.Y, samples.batch_size)
+            run = functools.partial(run, *gathered)
+        try:
+            done = run() if self.blas is None else self.blas.run(run)
+        finally:
+            GATHER.give(gathered)
         optimizer.t += done
         self.losses.append(losses[:done])
         recorded = range(next_record(it, every) - it, min(done, count), every) if every else ()
@@ -477,6 +485,46 @@ class CompiledRunner:
         from .backends.numba_loop import sgd_steps
 
         return sgd_steps
+
+
+class GatherBuffers:
+    """Room for ``sgd_steps``'s gathered batches, given to the next call of the same size.
+
+    The batches of G steps (``gather_size``) are gathered together: for W2 in float64 51 MB,
+    which NumPy maps afresh for each call and the kernel then zeroes page by page (10-12 ms
+    of a 100 ms epoch). One set is kept, the last one given back; a call that finds it
+    taken (by another thread) or of another size makes its own.
+    """
+
+    def __init__(self):
+        self.kept, self.lock = None, threading.Lock()
+
+    def take(self, count, X, Y, b):
+        """Xs (G by d by b) and Ys (G by k by b) for ``count`` steps' batches of X, Y."""
+        G = gather_size(count, X.shape[1], b)
+        shapes = (G, X.shape[0], b), (G, Y.shape[0], b)
+        with self.lock:
+            kept, self.kept = self.kept, None
+        if kept is not None and kept[0].dtype == X.dtype and kept[0].shape[0] >= G:
+            if all(a.shape[1:] == shape[1:] for a, shape in zip(kept, shapes, strict=True)):
+                return kept[0][:G], kept[1][:G]  # more room than needed: its first G
+        return np.empty(shapes[0], X.dtype), np.empty(shapes[1], X.dtype)
+
+    def give(self, gathered):
+        """Keeps ``gathered`` (from ``take``, or None) for the next call."""
+        if gathered is not None:
+            Xs, Ys = (a.base if a.base is not None else a for a in gathered)
+            with self.lock:
+                self.kept = Xs, Ys
+
+
+def gather_size(steps, n, b):
+    """G, the steps whose batches ``sgd_steps`` gathers at once: all of them, but no more
+    numbers than X holds (n columns)."""
+    return max(1, min(steps, n // b))
+
+
+GATHER = GatherBuffers()
 
 
 def hits_in_loop(model, X, Y):

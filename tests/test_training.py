@@ -223,3 +223,30 @@ def test_the_blas_threads_follow_the_cpus_other_processes_leave(monkeypatch):
 def _spin():
     while True:
         pass
+
+
+def test_gathered_batches_take_kept_memory_only_where_it_fits():
+    """training.GATHER gives the last call's memory again only for the same d, k and b."""
+    from fastffn.sequential import network
+    from fastffn.training import GatherBuffers
+
+    pool = GatherBuffers()
+    X, Y3, Y4 = np.zeros((5, 100)), np.zeros((3, 100)), np.zeros((4, 100))
+    first = pool.take(10, X, Y3, 8)
+    assert [a.shape for a in first] == [(10, 5, 8), (10, 3, 8)]
+    pool.give(first)
+    again = pool.take(4, X, Y3, 8)  # fewer steps: the first rows of the same memory
+    assert again[0].base is first[0] and again[0].shape == (4, 5, 8)
+    pool.give(again)
+    other = pool.take(4, X, Y4, 8)  # another number of classes: memory of its own
+    assert other[1].shape == (4, 4, 8) and other[0].base is None
+    assert pool.take(4, X, Y3, 8)[0].base is None  # taken: the next call makes its own
+    for classes in (3, 4, 3):  # models of other sizes one after another train as alone
+        rng = np.random.default_rng(classes)
+        Xd, Yd = rng.standard_normal((5, 64)), np.eye(classes)[:, rng.integers(classes, size=64)]
+        fast, slow = (network((5, 6, classes), seed=1) for _ in range(2))
+        np.random.seed(2)
+        fast.sgd(Xd, Yd, 50, 0.01, batch_size=8, report=False)
+        np.random.seed(2)
+        slow.sgd(Xd, Yd, 50, 0.01, batch_size=8, report=False, compiled=False)
+        np.testing.assert_allclose(fast.modules[0].W, slow.modules[0].W, rtol=1e-12, atol=1e-12)

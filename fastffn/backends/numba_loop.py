@@ -112,7 +112,7 @@ def weights(params, m, n, offset):
 @jit
 def sgd_steps(
     ops, shapes, coefs, params, X, Y, indices, rates, tiny, rule, slots, hyper,
-    losses, first, every, hits,
+    losses, first, every, hits, Xs, Ys,
 ):  # fmt: skip
     """Runs ``len(indices)`` SGD steps, updating ``params`` in place.
 
@@ -134,6 +134,9 @@ def sgd_steps(
             receives the count of training points classified right before the
             step's update, -1 if an output overflowed.
         hits (ndarray): An iters int64 vector for those counts.
+        Xs, Ys (ndarray): G by d by b and G by k by b: room for the batches of G steps
+            (``gather_size``), gathered together; the caller's, so that it can give
+            the same memory to the next call (``training.GatherBuffers``).
 
     Returns:
         int: The number of steps taken: all of them, or the index of the first
@@ -142,16 +145,13 @@ def sgd_steps(
 
     """
     check_ops(ops)
-    L, (S, b), (d, N) = ops.size, indices.shape, X.shape
+    L, b, d = ops.size, indices.shape[1], X.shape[0]
     n = shapes[:, 1]
     # The buffers the steps write, held here while ``steps`` uses them borrowed:
     # gradients like params (one flat loop checks and applies every update), each
-    # module's output and gradient by its input, the batches of G steps at a time
-    # (gathered together: no more numbers than X).
-    G = max(1, min(S, N // b))
+    # module's output and gradient by its input.
     out = [np.empty((n[k], b), dtype=X.dtype) for k in range(L)]
     grad = [np.empty((d, b), dtype=X.dtype)] + [np.empty_like(a) for a in out[:-1]]
-    Xs, Ys = np.empty((G, d, b), dtype=X.dtype), np.empty((G, Y.shape[0], b), dtype=X.dtype)
     return steps(
         ops, shapes, coefs, params, X, Y, indices, rates, tiny, rule, slots, hyper,
         losses, first, every, hits, np.empty_like(params), out, grad, Xs, Ys,
