@@ -100,6 +100,20 @@ class MLPEpoch:
         self.run()
 
 
+class WideSweep:
+    """16 models of 64-128-128-10 at batch 8, 1,000 steps: a sweep against one after another."""
+
+    params = (["sweep", "one after another"],)
+    param_names = ("path",)
+    timeout = 180
+
+    def setup(self, path):
+        self.run = workloads.wide_sweep_job(path)
+
+    def time_train(self, path):
+        self.run()
+
+
 class BusyMachine:
     """W2 (float64) and W5 (16 models), fastffn's and JAX's, quiet and beside another process
     that keeps one core busy (``workloads.Spinner``, stopped between runs)."""

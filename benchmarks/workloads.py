@@ -233,6 +233,45 @@ def sweep_job(path, models=16, iters=NOTEBOOK_ITERS):
     return lambda: train(iters)
 
 
+#: A sweep of wider models: 16 learning rates of 64-128-128-10 at batch 8 on blobs.
+WIDE_SWEEP = (64, 128, 128, 10), 8, 1000
+
+
+def wide_sweep_job(path):
+    """``WIDE_SWEEP``: 16 models of wide layers, ``"sweep"`` or ``"one after another"``.
+
+    Returns:
+        callable: ``run()`` trains them and returns the list of models.
+
+    """
+    from fastffn.datasets import blobs
+    from fastffn.sweeps import sweep
+
+    widths, b, iters = WIDE_SWEEP
+    X, Y = blobs(n=2000, d=widths[0], classes=widths[-1], seed=0)
+    lrates = list(np.geomspace(1e-4, 3e-3, 16))  # none diverges
+
+    def build():
+        return network(widths, seed=None)
+
+    def one_after_another():
+        trained = []
+        for lrate in lrates:
+            np.random.seed(0)
+            model = build()
+            model.sgd(X, Y, iters, lrate, batch_size=b, report=False, every=None)
+            trained.append(model)
+        return trained
+
+    def together():
+        return sweep(build, X, Y, iters=iters, lrate=lrates, seed=0, batch_size=b,
+                     every=None).models  # fmt: skip
+
+    run = together if path == "sweep" else one_after_another
+    run()  # compiles
+    return run
+
+
 def sweep_job_jax(models=16, iters=NOTEBOOK_ITERS):
     """W5 in JAX: ``jax.jit(jax.vmap(train))`` over the learning rates, each train a
     ``lax.fori_loop`` as ``jax_sgd``'s; the same initial weights and samples.
@@ -444,22 +483,18 @@ BUSY_WORKLOADS = {
 }
 
 
-def _spin():
-    while True:
-        pass
-
-
 class Spinner:
     """Another process that keeps one core busy while a run is timed beside it: started
     once, stopped (SIGSTOP) between runs and resumed (SIGCONT) for one, so that quiet and
-    busy runs can take turns at no cost of starting it."""
+    busy runs can take turns at no cost of starting it. A fresh interpreter, not a fork of
+    this process (JAX's threads make forking it unsafe)."""
 
     def __init__(self):
-        import multiprocessing
         import signal
+        import subprocess
+        import sys
 
-        self.process = multiprocessing.get_context("fork").Process(target=_spin, daemon=True)
-        self.process.start()
+        self.process = subprocess.Popen([sys.executable, "-c", "while True: pass"])
         self.signal = signal
         os.kill(self.process.pid, signal.SIGSTOP)
 
@@ -477,4 +512,4 @@ class Spinner:
 
     def close(self):
         self.process.kill()
-        self.process.join()
+        self.process.wait()

@@ -26,13 +26,16 @@ import numpy as np
 from . import training
 from ._threads import default_threads
 from ._validation import as_count, as_seed, as_step_size
-from .backends import Packed
+from .backends import ACCURACY_BLOCK, Packed
 from .layers import arguments
 from .progress import ProgressLine
 from .sequential import Sequential
 
 #: The grid's axes, in the order of its product (the last varies fastest).
 AXES = ("lrate", "seed", "batch_size")
+#: Multiply-adds a step (all layers, one model) from which a model trains faster in its own
+#: batch loop than side by side in SIMD lanes (``wide``).
+WIDE_FLOPS = 1 << 17
 #: Seconds a sweep waits for a worker to join a cluster that has none.
 WORKER_WAIT = 30
 #: The most models a grid may hold: past this, building them would exhaust the memory.
@@ -128,7 +131,7 @@ def _train(build, X, Y, configs, iters, every, progress, client, X_val, Y_val, t
         lrates = [configs[i]["lrate"] for i in chosen]
         draws = Draws([starts[i] for i in chosen], X.shape[1], b)
         groups = Groups([models[i] for i in chosen], draws, lrates)
-        groups.train(XT, YT, iters, every, progress, client, threads)
+        groups.train((X, Y, XT, YT), iters, every, progress, client, threads)
         groups.unpack(result, chosen, X.shape[1])
         if chosen[-1] == len(configs) - 1:  # the global state left as the last model's sgd
             with _GLOBAL_STATE:
@@ -407,11 +410,16 @@ class Groups:
         self.lrates = np.array([lrates[i] for i in slots], dtype=dtype).reshape(self.G, self.M)
         self.count, self.models = count, models
 
-    def train(self, XT, YT, iters, every, progress, client, threads):
-        """Runs every step; the outputs land in this object's arrays."""
+    def train(self, data, iters, every, progress, client, threads):
+        """Runs every step; the outputs land in this object's arrays. ``data``: X and Y as
+        checked (d by n, k by n), and as rows (``training.samples_as_rows``)."""
+        X, Y, XT, YT = data
         arrays = (self.ops, self.shapes, self.coefs, self.params, XT, YT, self.draws, self.lrates)
-        if client is None:
-            per_model = lambda steps: progress(steps * self.count)  # noqa: E731
+        per_model = lambda steps: progress(steps * self.count)  # noqa: E731
+        if client is None and wide(self.shapes, self.draws.b):
+            each = (self.ops, self.shapes, self.coefs, self.params, X, Y, self.draws, self.lrates)
+            out = _train_each(*each, self.count, iters, every or 0, per_model, threads)
+        elif client is None:
             out = _train_here(*arrays, iters, every or 0, per_model, threads)
         else:
             out = self._train_on(client, arrays, iters, every or 0, progress)
@@ -503,19 +511,45 @@ def _records(params, records):
     return np.full((G, records, M), np.nan, params.dtype), np.zeros((G, records, M), np.int64)
 
 
+def _in_chunks(kind, params, draws, models, iters, every, progress, run):
+    """Every step in chunks of about ``training.CHUNK_SECONDS`` (progress between them,
+    Ctrl-C lands there): ``run(it, n, indices, recorded, rec_losses, rec_hits)`` takes each
+    chunk's n steps from iteration ``it``, the columns ``draws`` drew for them, the
+    iterations that record and the arrays for their records (``_records``).
+
+    Returns:
+        tuple: The records' losses and hit counts, G by records by M.
+    """
+    G, M = params.shape[0], params.shape[2]
+    most = max(1, training.MAX_INDICES // (draws.b * models))  # columns drawn at once, bounded
+    losses, hits_at = [], []  # each chunk's records, appended as sgd appends its history
+    it, chunk = 0, training.first_chunk(kind)  # as the last sweep of its kind measured
+    while it < iters:
+        n = min(chunk, iters - it, most)
+        start = time.perf_counter()
+        indices = draws.take(n, G, M)
+        recorded = range(training.next_record(it, every), it + n, every) if every else ()
+        rec_losses, rec_hits = _records(params, len(recorded))
+        losses.append(rec_losses)
+        hits_at.append(rec_hits)
+        run(it, n, indices, recorded, rec_losses, rec_hits)
+        chunk = training.next_chunk(kind, n, start)
+        it += n
+        progress(n)
+    if not losses:  # no steps
+        losses, hits_at = ([a] for a in _records(params, 0))
+    return np.concatenate(losses, axis=1), np.concatenate(hits_at, axis=1)
+
+
 def _train_here(ops, shapes, coefs, params, XT, YT, draws, lrates, iters, every, progress, threads):
-    """Every group's steps on ``threads`` threads (a group a thread at a time), in chunks
-    of about ``training.CHUNK_SECONDS`` (progress between them, Ctrl-C lands there);
-    then the final accuracies, a group a thread too."""
+    """Every group's steps on ``threads`` threads (a group a thread at a time), chunk by chunk
+    (``_in_chunks``); then the final accuracies, a group a thread too."""
     from .backends import numba_sweep
 
-    stopped = np.full((params.shape[0], params.shape[2]), -1, dtype=np.int64)
-    losses, hits_at = [], []  # each chunk's records, appended as sgd appends its history
-    tiny = np.finfo(params.dtype).tiny
     G, M = params.shape[0], params.shape[2]
-    most = max(1, training.MAX_INDICES // (draws.b * G * M))  # columns drawn at once, bounded
+    stopped = np.full((G, M), -1, dtype=np.int64)
+    tiny = np.finfo(params.dtype).tiny
     hits = np.zeros((G, M), dtype=np.int64)
-
     loop = numba_sweep.kernels(ops, shapes, coefs, draws.b)
 
     def steps(g, it, indices, rec_losses, rec_hits):
@@ -524,26 +558,76 @@ def _train_here(ops, shapes, coefs, params, XT, YT, draws, lrates, iters, every,
             rec_losses[g], rec_hits[g], stopped[g],
         )  # fmt: skip
 
-    it, chunk = 0, training.first_chunk((loop, G))  # as the last sweep of its kind measured
-    while it < iters:
-        count = min(chunk, iters - it, most)
-        start = time.perf_counter()
-        indices = draws.take(count, G, M)
-        recorded = range(training.next_record(it, every), it + count, every) if every else ()
-        rec_losses, rec_hits = _records(params, len(recorded))
-        losses.append(rec_losses)
-        hits_at.append(rec_hits)
+    def chunk(it, n, indices, recorded, rec_losses, rec_hits):
         work = functools.partial(steps, it=it, indices=indices, rec_losses=rec_losses,
                                  rec_hits=rec_hits)  # fmt: skip
         _each_group(work, G, threads)
-        chunk = training.next_chunk((loop, G), count, start)
-        it += count
-        progress(count)
+
+    records = _in_chunks((loop, G), params, draws, G * M, iters, every, progress, chunk)
     _each_group(lambda g: loop.group_correct(params[g], XT, YT, hits[g]), G, threads)
-    if not losses:  # no steps
-        losses, hits_at = ([a] for a in _records(params, 0))
-    rec_losses, rec_hits = np.concatenate(losses, axis=1), np.concatenate(hits_at, axis=1)
-    return params, rec_losses, rec_hits, stopped, hits
+    return params, *records, stopped, hits
+
+
+def wide(shapes, b):
+    """Whether models of these ``Packed.shapes`` at batch size ``b`` train faster each in its
+    own batch loop (``numba_loop.sgd_steps``, BLAS's products) than side by side in SIMD
+    lanes: from ``WIDE_FLOPS`` multiply-adds a step (64-128-128-10 at batch 8: 16 models
+    side by side 0.54x as fast as one after another)."""
+    return b > 1 and int((shapes[:, 0] * shapes[:, 1]).sum()) * b >= WIDE_FLOPS
+
+
+def _train_each(ops, shapes, coefs, params, X, Y, draws, lrates, count, iters, every, progress,
+                threads):  # fmt: skip
+    """``_train_here`` for wide layers: each model in its own batch loop, the models a queue
+    for ``threads`` threads (the BLAS on one thread each), chunk by chunk; outputs laid out
+    as ``_train_here``'s."""
+    from ._threads import BlasThreads
+    from .backends.numba_loop import correct, sgd_steps
+
+    G, _, M = params.shape
+    models = [np.ascontiguousarray(params[i // M, :, i % M]) for i in range(count)]
+    gathers = [training.GatherBuffers() for _ in range(count)]  # each model's, kept
+    stopped = np.full((G, M), -1, dtype=np.int64)
+    tiny = np.finfo(params.dtype).tiny
+
+    def steps(i, it, n, indices, recorded, rec_losses, rec_hits):
+        g, q = divmod(i, M)
+        if stopped[g, q] >= 0:
+            return
+        step_losses = np.full(n, np.nan, dtype=params.dtype)
+        hits = np.zeros(n, dtype=np.int64)
+        rates = np.ones((2, n), dtype=params.dtype)
+        rates[0] = lrates[g, q]
+        gathered = gathers[i].take(n, X, Y, draws.b)
+        done = sgd_steps(
+            ops, shapes, coefs, models[i], X, Y, np.ascontiguousarray(indices[g, ..., q]),
+            rates, tiny, 0, None, None, step_losses, it, every or None, hits, *gathered,
+        )  # fmt: skip
+        gathers[i].give(gathered)
+        for r, at in enumerate(recorded):
+            if at - it < done:
+                rec_losses[g, r, q], rec_hits[g, r, q] = step_losses[at - it], hits[at - it]
+        if done < n:
+            stopped[g, q] = it + done
+
+    def chunk(*arguments):
+        _each_group(lambda i: steps(i, *arguments), count, threads)
+
+    blas = BlasThreads(1 if threads > 1 else None)  # the models' threads share the cores
+    kind = ("each", ops.tobytes(), shapes.tobytes(), draws.b)
+    try:
+        records = blas.run(lambda: _in_chunks(kind, params, draws, count, iters, every,
+                                              progress, chunk))  # fmt: skip
+    finally:
+        blas.restore()
+    hits = np.zeros((G, M), dtype=np.int64)
+
+    def final(i):
+        params[i // M, :, i % M] = models[i]
+        hits[i // M, i % M] = correct(ops, shapes, coefs, models[i], X, Y, ACCURACY_BLOCK)
+
+    _each_group(final, count, threads)
+    return params, *records, stopped, hits
 
 
 def _each_group(work, G, threads):

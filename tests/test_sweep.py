@@ -62,8 +62,17 @@ def assert_same(result, c, expected, dtype=np.float64):
         assert loss == pytest.approx(loss_alone, rel=tolerance["rtol"] * 100, abs=tolerance["atol"])
 
 
+@pytest.fixture(params=["lanes", "each"])
+def loop(request, monkeypatch):
+    """Models side by side in SIMD lanes, or (batches of more than one) each in its own batch
+    loop on the threads, as wide layers take them (``sweeps.wide``)."""
+    monkeypatch.setattr(fastffn.sweeps, "WIDE_FLOPS", float("inf") if request.param == "lanes"
+                        else 0)  # fmt: skip
+    return request.param
+
+
 @pytest.mark.parametrize("batch_size", [1, [1, 4]])
-def test_every_model_equals_training_it_alone(batch_size, dtype):
+def test_every_model_equals_training_it_alone(batch_size, dtype, loop):
     X, Y = blobs()
     build = builder(dtype)
     lrates, seeds, iters = [0.003, 0.01, 0.03], [0, 5, 7], 600
@@ -112,6 +121,26 @@ def test_a_diverging_model_stops_alone_and_the_others_go_on(every):
     for c, config in enumerate(result.configs):
         assert_same(result, c, alone(build, X, Y, 500, config, every=every))
     assert np.isnan(result.accuracies[1]) and "stopped at" in result.table()
+
+
+@pytest.mark.parametrize("every", [3, None])
+def test_in_either_loop_a_diverging_model_stops_alone_at_any_batch_size(every, loop):
+    X, Y = hard()
+    build = builder(widths=(2, 10, 10, 2))
+    result = fastffn.sweep(build, X, Y, iters=300, lrate=[0.005, 1e200, 0.01], seed=[1, 2],
+                           batch_size=4, every=every)  # fmt: skip
+    assert [s is None for s in result.stopped] == [True, True, False, False, True, True]
+    for c, config in enumerate(result.configs):
+        assert_same(result, c, alone(build, X, Y, 300, config, every=every))
+
+
+def test_wide_layers_take_the_batch_loop_and_narrow_ones_the_lanes():
+    from fastffn.sweeps import wide
+    from fastffn.training import pack
+
+    shapes = lambda widths: pack(builder(widths=widths)()).shapes  # noqa: E731
+    assert wide(shapes((64, 128, 128, 10)), 8)  # 16 models in lanes: 0.54x one after another
+    assert not wide(shapes((64, 128, 128, 10)), 1) and not wide(shapes((2, 10, 10, 2)), 32)
 
 
 def test_a_gradient_that_overflows_under_finite_outputs_stops_its_model():

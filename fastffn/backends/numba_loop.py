@@ -109,7 +109,7 @@ def weights(params, m, n, offset):
     return W, params[offset + m * n : offset + m * n + bias].reshape((bias, 1))
 
 
-@jit
+@jit(nogil=True)  # sweeps run models of wide layers on threads of their own
 def sgd_steps(
     ops, shapes, coefs, params, X, Y, indices, rates, tiny, rule, slots, hyper,
     losses, first, every, hits, Xs, Ys,
@@ -158,7 +158,7 @@ def sgd_steps(
     )  # fmt: skip
 
 
-@jit
+@jit(nogil=True)  # sweeps run models of wide layers on threads of their own
 def steps(
     ops, shapes, coefs, params, X, Y, indices, rates, tiny, rule, slots, hyper,
     losses, first, every, hits, grads, out, grad, Xs, Ys,
@@ -315,7 +315,7 @@ def all_finite(x):
     return check == zero
 
 
-@jit
+@jit(nogil=True)  # sweeps run models of wide layers on threads of their own
 def correct(ops, shapes, coefs, params, X, Y, block):
     """How many of the columns of X the model classifies as their one-hot columns of Y say.
 

@@ -199,6 +199,15 @@ def test_first_call(benchmark, cache, jitted):
         benchmark.pedantic(run, rounds=3 if cache == "warm" else 1)
 
 
+@pytest.mark.parametrize("path", ["sweep", "one after another"])
+def test_wide_sweep(benchmark, path):
+    """16 models of 64-128-128-10 at batch 8: each in its own batch loop on the threads."""
+    backend = "numba" if path == "sweep" else path  # the table's "numba" column: fastffn.sweep
+    models = measure(benchmark, workloads.wide_sweep_job(path),
+                     "W5 wide: 16 models of 64-128-128-10 b=8 x1000", backend)  # fmt: skip
+    assert len(models) == 16
+
+
 @pytest.mark.parametrize("library", ["numba", "jax"])
 @pytest.mark.parametrize("workload", list(workloads.BUSY_WORKLOADS))
 def test_busy_machine(benchmark, workload, library):
