@@ -1,9 +1,9 @@
-"""fastffn's one compiled extension: the one-sample loop, compiled ahead of time at install.
+"""fastffn's one compiled extension: the training loops, compiled ahead of time at install.
 
 Everything else is in pyproject.toml. See fastffn/backends/aot.py for what the
 extension holds and when it is used. It is optional: where it cannot be built
-(no C compiler) fastffn installs and runs all the same, jitting that loop at
-its first use.
+(no C compiler) fastffn installs and runs all the same, jitting the loops at
+their first use.
 """
 
 import os
@@ -25,7 +25,7 @@ class BuildAheadOfTime(build_ext):
 
             aot_build.compile_extension(os.path.dirname(path))
         except Exception as error:  # an optional extension's build fails with CompileError
-            raise CompileError(f"{error!r}; the loop will be jitted at first use") from error
+            raise CompileError(f"{error!r}; the loops will be jitted at first use") from error
 
 
 setup(

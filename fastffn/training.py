@@ -476,15 +476,12 @@ class CompiledRunner:
         )
 
     def loop(self, batch_size, every):
-        """The compiled loop for these steps: ``column_steps`` for one sample a step (compiled
-        ahead of time for the notebook's step, ``backends.aot``), else ``sgd_steps``. numba
-        is imported only where a loop is not compiled ahead."""
-        if batch_size == 1:
-            dtype, plain = self.packed.params.dtype, self.optimizer.plain
-            return aot.column_function("column_steps", dtype, records=bool(every), plain=plain)
-        from .backends.numba_loop import sgd_steps
-
-        return sgd_steps
+        """The compiled loop for these steps: ``column_steps`` for one sample a step, else
+        ``sgd_steps``; compiled ahead of time where the install built them (``backends.aot``),
+        where numba is not even imported."""
+        name = "column_steps" if batch_size == 1 else "sgd_steps"
+        dtype, plain = self.packed.params.dtype, self.optimizer.plain
+        return aot.function(name, dtype, records=bool(every), plain=plain)
 
 
 class GatherBuffers:
@@ -545,7 +542,7 @@ def hits_in_loop(model, X, Y):
     if any(m.W.size >= BLAS_MIN_FLOPS for m in model.linear_layers):
         return None
     packed = pack(model)
-    column_correct = aot.column_function("column_correct", packed.params.dtype)
+    column_correct = aot.function("column_correct", packed.params.dtype)
     hits = column_correct(*packed, samples_as_rows(X), samples_as_rows(Y))
     return hits if hits >= 0 else None
 

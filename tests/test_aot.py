@@ -1,4 +1,4 @@
-"""The one-sample loop compiled ahead of time (``fastffn.backends.aot``) against the jitted one."""
+"""The loops compiled ahead of time (``fastffn.backends.aot``) against the jitted ones."""
 
 import numpy as np
 import pytest
@@ -26,44 +26,65 @@ def test_the_install_built_the_extension_for_these_sources_and_this_cpu():
     # "stale" after an edit to a backend module in an editable install: reinstall
     assert module is not None, aot.status()
     assert module.stamp() == aot.stamp()
-    assert aot.column_function("column_steps", np.float64) is not numba_column.column_steps
+    assert aot.function("column_steps", np.float64) is not numba_column.column_steps
+    from fastffn.backends.numba_loop import sgd_steps
+
+    assert aot.function("sgd_steps", np.float32, plain=False) is not sgd_steps
+
+
+def ahead_and_jitted(activation, widths, dtype, monkeypatch, seeds, **sgd):
+    """The same training on the loop compiled ahead and on the jitted one (as where the
+    extension did not build), its weights compared; ``{loop: model}``, ``{loop: (history,
+    printed)}``."""
+    X, Y = (a.astype(dtype) for a in blobs())
+    runs, models = {}, {}
+    for loop in ("ahead", "jitted"):
+        if loop == "jitted":
+            monkeypatch.setattr(aot, "extension", lambda: None)
+        models[loop] = build(fastffn, activation, widths, seed=seeds[0], dtype=dtype)
+        runs[loop] = fit(models[loop], X, Y, seed=seeds[1], lrate=0.01, **sgd)
+    tolerance = TRAINING_TOLERANCE[np.dtype(dtype)]
+    for w, w_jit in zip(weights(models["ahead"]), weights(models["jitted"]), strict=True):
+        np.testing.assert_allclose(w, w_jit, **tolerance)
+    (history, _), (history_jit, _) = runs["ahead"], runs["jitted"]
+    assert [(it, acc) for it, _, acc in history] == [(it, acc) for it, _, acc in history_jit]
+    every = sgd["every"]
+    assert len(history) == (sgd["iters"] // every if every else 0)
+    return models, runs
 
 
 @pytest.mark.parametrize("activation", sorted(c.__name__ for c in HIDDEN_ACTIVATIONS.values()))
 @pytest.mark.parametrize("depth", [1, 2, 4])
 @pytest.mark.parametrize("every", [None, 40])
 def test_compiled_ahead_and_jitted_train_alike(activation, depth, every, dtype, monkeypatch):
-    X, Y = (a.astype(dtype) for a in blobs())
     widths = (3, *[7] * (depth - 1), 3)
-    runs, models = {}, {}
-    for loop in ("ahead", "jitted"):
-        if loop == "jitted":  # as where the extension did not build
-            monkeypatch.setattr(aot, "extension", lambda: None)
-        models[loop] = build(fastffn, activation, widths, seed=depth, dtype=dtype)
-        runs[loop] = fit(models[loop], X, Y, seed=depth, iters=800, lrate=0.01, every=every)
-    tolerance = TRAINING_TOLERANCE[np.dtype(dtype)]
-    for w, w_jit in zip(weights(models["ahead"]), weights(models["jitted"]), strict=True):
-        np.testing.assert_allclose(w, w_jit, **tolerance)
-    (history, out), (history_jit, out_jit) = runs["ahead"], runs["jitted"]
-    assert [(it, acc) for it, _, acc in history] == [(it, acc) for it, _, acc in history_jit]
-    assert len(history) == (800 // every if every else 0)
+    models, runs = ahead_and_jitted(activation, widths, dtype, monkeypatch, (depth, depth),
+                                    iters=800, every=every)  # fmt: skip
+    (_, out), (_, out_jit) = runs["ahead"], runs["jitted"]
     assert [line.split("Loss")[0] for line in out.splitlines()] == [
         line.split("Loss")[0] for line in out_jit.splitlines()
     ]
+    X, Y = (a.astype(dtype) for a in blobs())
     assert models["ahead"].accuracy(X, Y) == models["jitted"].accuracy(X, Y)
 
 
 def test_other_steps_run_jitted():
-    """Optimizer state and batches of several samples are not compiled ahead."""
-    assert aot.column_function("column_steps", np.float64, plain=False) is (
-        numba_column.column_steps
-    )
+    """An optimizer's state one sample a step is not compiled ahead; a batch a step is."""
+    assert aot.function("column_steps", np.float64, plain=False) is numba_column.column_steps
     model = build(fastffn, "Tanh", (3, 5, 3))
     runner = training.CompiledRunner(model, *blobs(), fastffn.optimizers.as_optimizer("adam"))
     assert runner.loop(1, None) is numba_column.column_steps
     from fastffn.backends.numba_loop import sgd_steps
 
-    assert runner.loop(8, None) is sgd_steps
+    assert runner.loop(8, None) is not sgd_steps and runner.loop(8, 5) is not sgd_steps
+
+
+@pytest.mark.parametrize("optimizer", ["sgd", "adam", "momentum"])
+@pytest.mark.parametrize("every", [None, 40])
+def test_the_batch_loop_compiled_ahead_trains_as_the_jitted_one(optimizer, every, dtype,
+                                                                monkeypatch):  # fmt: skip
+    ahead_and_jitted("Tanh", (3, 16, 16, 3), dtype, monkeypatch, (1, 2), iters=400, every=every,
+                     batch_size=8, optimizer=optimizer)  # fmt: skip
 
 
 def test_an_extension_from_other_sources_is_not_used(monkeypatch):
@@ -71,13 +92,13 @@ def test_an_extension_from_other_sources_is_not_used(monkeypatch):
     monkeypatch.setattr(aot, "stamp", lambda: 1234)
     try:
         assert aot.extension() is None
-        assert aot.column_function("column_correct", np.float32) is numba_column.column_correct
+        assert aot.function("column_correct", np.float32) is numba_column.column_correct
     finally:
         aot.extension.cache_clear()
 
 
 def test_arguments_are_checked_before_the_compiled_code_trusts_them():
-    correct = aot.column_function("column_correct", np.float64)
+    correct = aot.function("column_correct", np.float64)
     model = build(fastffn, "Tanh", (3, 5, 3))
     ops, shapes, coefs, params = training.pack(model)
     X, Y = blobs()

@@ -74,7 +74,9 @@ def test_the_compile_cache_is_written_outside_the_package(tmp_path):
         import fastffn
         from fastffn.sequential import network
         X, Y = fastffn.hard()
-        network((2, 3, 2), backend="numba").sgd(X, Y, 10, report=False, batch_size=4)
+        model = network((2, 3, 2), backend="numba")
+        model.sgd(X, Y, 10, report=False, batch_size=4)  # compiled at install
+        model.forward(X)  # the layers' kernels compile at first use
         """,
         env,
     )

@@ -1,13 +1,13 @@
-"""The one-sample loop compiled ahead of time, at install: the notebook's job without compiling.
+"""The training loops compiled ahead of time, at install: first calls without compiling.
 
-``numba_column.column_steps`` (the notebook's SGD step, records on and off) and
-``column_correct``, float32 and float64, are compiled when fastffn is installed
-(``aot_build``, by Numba's ``pycc``, for the installing machine's CPU) into the
-extension ``_aot_loops``. A fresh process training one sample a step with the
-notebook's SGD then calls that code at once: no numba import (0.4 s), no
-compiling (3-7 s with an empty cache). The code is the jitted functions',
-compiled by the same LLVM for the same CPU, so the numbers are theirs
-(tests/test_aot.py).
+``numba_column.column_steps`` (one sample a step, the notebook's SGD, records on
+and off), ``column_correct`` and ``numba_loop.sgd_steps`` (a batch a step: the
+notebook's SGD or an optimizer's rule, records on and off), float32 and float64,
+are compiled when fastffn is installed (``aot_build``, by Numba's ``pycc``, for the
+installing machine's CPU) into the extension ``_aot_loops``. A fresh process
+training then calls that code at once: no numba import (0.4 s), no compiling
+(3-9 s with an empty cache). The code is the jitted functions', compiled by the
+same LLVM for the same CPU, so the numbers are theirs (tests/test_aot.py).
 
 The extension is used only where it was compiled from these very sources for
 this CPU: ``stamp()`` hashes both, and a mismatch (an edited source in an
@@ -27,22 +27,38 @@ from . import sources
 
 EXTENSION = "fastffn.backends._aot_loops"
 DTYPES = ("float32", "float64")
+#: Where each function's jitted version lives (the fallback), by the extension's name.
+JITTED = {"column_steps": "numba_column", "column_correct": "numba_column",
+          "sgd_steps": "numba_loop"}  # fmt: skip
+_MODEL = (("int", 1), ("int", 2), ("real", 1), ("real", 1))  # ``Packed``
 #: What the extension holds: functions of ``numba_column`` for each dtype and their
 #: arguments as ``fastffn.training`` passes them (``numba_column.column_steps``'s):
 #: ``(kind, dimensions)``, kind "int" (int64) or "real" (the dtype), 0 dimensions for a
 #: scalar; None for None (the notebook's step: no optimizer state); "every", an int
-#: with records, else None. The extension's code trusts them: ``column_function``
+#: with records, else None. The extension's code trusts them: ``function``
 #: checks each call's arrays against them.
 ARGUMENTS = {
     "column_steps": (
-        *(("int", 1), ("int", 2), ("real", 1), ("real", 1)),  # the model (``Packed``)
+        *_MODEL,
         *(("real", 2), ("real", 2)),  # X, Y
         *(("int", 2), ("real", 2), ("real", 0)),  # indices, rates, tiny
         *(("int", 0), None, None),  # rule, slots, hyper
         *(("real", 1), ("int", 0), "every", ("int", 1)),  # losses, first, every, hits
     ),
-    "column_correct": (("int", 1), ("int", 2), ("real", 1), ("real", 1), ("real", 2), ("real", 2)),
+    "column_correct": (*_MODEL, ("real", 2), ("real", 2)),
+    "sgd_steps": (
+        *_MODEL,
+        *(("real", 2), ("real", 2)),  # X, Y
+        *(("int", 2), ("real", 2), ("real", 0)),  # indices, rates, tiny
+        *(("int", 0), None, None),  # rule, slots, hyper: the notebook's step
+        *(("real", 1), ("int", 0), "every", ("int", 1)),  # losses, first, every, hits
+        *(("real", 3), ("real", 3)),  # Xs, Ys
+    ),
 }
+#: An optimizer's rule (``plain=False``): its state (2 by P) and hyperparameters.
+ARGUMENTS["sgd_steps_rule"] = tuple(
+    {10: ("real", 2), 11: ("real", 1)}.get(k, a) for k, a in enumerate(ARGUMENTS["sgd_steps"])
+)
 
 
 def export_name(function, dtype, records=False):
@@ -78,29 +94,30 @@ def extension():
 
 
 def status():
-    """One line on the loop compiled at install: in use, not built, or stale."""
+    """One line on the loops compiled at install: in use, not built, or stale."""
     if extension() is not None:
-        return "the one-sample loop compiled at install: in use"
+        return "the loops compiled at install: in use"
     if importlib.util.find_spec(EXTENSION) is None:
         return (
-            "the one-sample loop compiled at install: not built (no C compiler at install?); "
-            "it is jitted at first use"
+            "the loops compiled at install: not built (no C compiler at install?); "
+            "they are jitted at first use"
         )
     return (
-        "the one-sample loop compiled at install: stale (other sources, CPU, numba or "
-        "llvmlite than at install); it is jitted at first use: reinstall fastffn to rebuild it"
+        "the loops compiled at install: stale (other sources, CPU, numba or llvmlite than "
+        "at install); they are jitted at first use: reinstall fastffn to rebuild them"
     )
 
 
-def column_function(name, dtype, records=False, plain=True):
-    """``numba_column``'s function ``name`` for arrays of ``dtype``: compiled ahead of time
-    where the extension holds it (the notebook's step: ``plain``), else the jitted one."""
+def function(name, dtype, records=False, plain=True):
+    """The loop ``name`` (a key of ``JITTED``) for arrays of ``dtype``, with records or not,
+    for the notebook's step (``plain``) or an optimizer's: compiled ahead of time where
+    the extension holds it, else the jitted one."""
+    exported = name if plain else f"{name}_rule"
     module = extension()
-    if module is None or not plain:
-        from . import numba_column
-
-        return getattr(numba_column, name)
-    compiled, arguments = getattr(module, export_name(name, dtype, records)), ARGUMENTS[name]
+    if module is None or exported not in ARGUMENTS:
+        return getattr(importlib.import_module(f"fastffn.backends.{JITTED[name]}"), name)
+    compiled = getattr(module, export_name(exported, dtype, records))
+    arguments = ARGUMENTS[exported]
     types = {"int": np.dtype(np.int64), "real": np.dtype(dtype)}
 
     def checked(*values):

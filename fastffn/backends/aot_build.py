@@ -3,7 +3,7 @@
 Each export is a one-line function calling the jitted one (``pycc`` takes no
 ``*args``), so that the jitted function compiles into it with its own options
 (fastmath, error model), as it does into a loop that calls it; ``pycc``
-compiles the outer function with its defaults. Takes 10-30 s.
+compiles the outer function with its defaults. Takes 40-80 s.
 """
 
 import os
@@ -13,6 +13,7 @@ from numba import types
 
 from . import aot
 from .numba_column import column_correct, column_steps
+from .numba_loop import sgd_steps
 
 
 def steps(ops, shapes, coefs, params, XT, YT, indices, rates, tiny, rule, slots, hyper, losses,
@@ -23,6 +24,12 @@ def steps(ops, shapes, coefs, params, XT, YT, indices, rates, tiny, rule, slots,
 
 def correct(ops, shapes, coefs, params, XT, YT):
     return column_correct(ops, shapes, coefs, params, XT, YT)
+
+
+def batch_steps(ops, shapes, coefs, params, X, Y, indices, rates, tiny, rule, slots, hyper,
+                losses, first, every, hits, Xs, Ys):  # fmt: skip
+    return sgd_steps(ops, shapes, coefs, params, X, Y, indices, rates, tiny, rule, slots, hyper,
+                     losses, first, every, hits, Xs, Ys)  # fmt: skip
 
 
 def signatures(dtype):
@@ -37,7 +44,8 @@ def signatures(dtype):
         kind, dimensions = argument
         return types.Array(kinds[kind], dimensions, "C") if dimensions else kinds[kind]
 
-    exports = {"column_steps": steps, "column_correct": correct}
+    exports = {"column_steps": steps, "column_correct": correct, "sgd_steps": batch_steps,
+               "sgd_steps_rule": batch_steps}  # fmt: skip
     return {
         aot.export_name(name, dtype, records): (
             exports[name],
