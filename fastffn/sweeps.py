@@ -28,6 +28,7 @@ from ._threads import default_threads
 from ._validation import as_count, as_seed, as_step_size
 from .backends import ACCURACY_BLOCK, Packed
 from .layers import arguments
+from .optimizers import Optimizer
 from .progress import ProgressLine
 from .sequential import Sequential
 
@@ -589,6 +590,7 @@ def _train_each(ops, shapes, coefs, params, X, Y, draws, lrates, count, iters, e
     gathers = [training.GatherBuffers() for _ in range(count)]  # each model's, kept
     stopped = np.full((G, M), -1, dtype=np.int64)
     tiny = np.finfo(params.dtype).tiny
+    plain = Optimizer()  # the notebook's step, as sgd takes it: its rates and code
 
     def steps(i, it, n, indices, recorded, rec_losses, rec_hits):
         g, q = divmod(i, M)
@@ -596,12 +598,11 @@ def _train_each(ops, shapes, coefs, params, X, Y, draws, lrates, count, iters, e
             return
         step_losses = np.full(n, np.nan, dtype=params.dtype)
         hits = np.zeros(n, dtype=np.int64)
-        rates = np.ones((2, n), dtype=params.dtype)
-        rates[0] = lrates[g, q]
+        rates = plain.rates(lrates[g, q], params.dtype, np.ones(n))
         gathered = gathers[i].take(n, X, Y, draws.b)
         done = sgd_steps(
             ops, shapes, coefs, models[i], X, Y, np.ascontiguousarray(indices[g, ..., q]),
-            rates, tiny, 0, None, None, step_losses, it, every or None, hits, *gathered,
+            rates, tiny, plain.code, None, None, step_losses, it, every or None, hits, *gathered,
         )  # fmt: skip
         gathers[i].give(gathered)
         for r, at in enumerate(recorded):

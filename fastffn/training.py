@@ -279,12 +279,12 @@ def as_batches(batches, iters, batch_size, n):
 
 def as_weights(sample_weight, n):
     """``sample_weight`` checked: n finite numbers >= 0, not all 0, as float64."""
-    weight = np.asarray(sample_weight, dtype=np.float64) if not isinstance(
-        sample_weight, np.ndarray) else sample_weight.astype(np.float64)  # fmt: skip
+    weight = np.asarray(sample_weight, dtype=np.float64)  # never written: the caller's stays
     if weight.shape != (n,) or not (np.isfinite(weight).all() and (weight >= 0).all()):
+        problem = "" if weight.shape != (n,) else " with a negative or non-finite"
         raise ValueError(
             f"sample_weight must be {n} finite numbers >= 0 (one a sample), got shape "
-            f"{weight.shape}" + ("" if weight.shape != (n,) else " with a negative or non-finite")
+            f"{weight.shape}{problem}"
         )
     if not weight.any():
         raise ValueError("sample_weight must not be all zero")
