@@ -4,6 +4,8 @@ The kernels come from ``fastffn.testing.KERNELS``, the table the equivalence
 tests read, so no kernel can be left out here.
 """
 
+import functools
+
 import numpy as np
 
 from fastffn.backends import BACKENDS
@@ -38,6 +40,24 @@ class Kernels:
 
     def time_kernel(self, name, backend, width, batch, dtype):
         self.run()
+
+
+class Functional:
+    """Each ``fastffn.functional`` function, its checks included, beside its NumPy formula."""
+
+    params = (list(workloads.functional_calls()), [(10, 10, 1), (256, 256, 128)])
+    param_names = ("function", "m, n, b")
+
+    def setup(self, name, size):
+        function, args, self.formula = workloads.functional_calls(np.float64, *size)[name]
+        self.call = functools.partial(function, *args)
+        self.call()  # compiles
+
+    def time_functional(self, name, size):
+        self.call()
+
+    def time_formula(self, name, size):
+        self.formula()
 
 
 class SoftmaxBackward:

@@ -434,6 +434,69 @@ def kernel_call(name, backend, m, n, b, dtype=np.float64):
     return lambda: kernel(backend, *args)
 
 
+def functional_arrays(dtype=np.float64, m=5, n=4, b=3, seed=0):
+    """Fixed random A (m by b), W (m by n), W0 (n by 1), logits Z, their softmax P and
+    one-hot Y (n by b) of ``dtype``."""
+    from fastffn.backends import numpy as reference
+
+    rng = np.random.default_rng(seed)
+    A, W = rng.standard_normal((m, b)).astype(dtype), rng.standard_normal((m, n)).astype(dtype)
+    W0 = rng.standard_normal((n, 1)).astype(dtype)
+    Z = (rng.standard_normal((n, b)) * 3).astype(dtype)
+    Y = np.eye(n, dtype=dtype)[:, rng.integers(n, size=b)]
+    return A, W, W0, Z, reference.softmax_forward(Z), Y
+
+
+def functional_calls(dtype=np.float64, m=5, n=4, b=3, seed=0):
+    """Each ``fastffn.functional`` function beside its plain NumPy formula, on fixed arrays.
+
+    Args:
+        dtype (dtype): float64 or float32.
+        m (int): Inputs of the linear layer (A is m by b, W m by n).
+        n (int): Its outputs, and the rows of every other array (n by b).
+        b (int): Batch size.
+        seed (int): Of the random arrays (``functional_arrays``).
+
+    Returns:
+        dict: ``name: (function, args, formula)``: ``function(*args)`` is the call,
+            ``formula()`` the NumPy expression it computes.
+
+    """
+    from fastffn import functional as F
+
+    A, W, W0, Z, P, Y = functional_arrays(dtype, m, n, b, seed)
+    slope, one = Z.dtype.type(0.2), Z.dtype.type(1)
+
+    def softmax():
+        E = np.exp(Z - Z.max(axis=0))
+        return E / E.sum(axis=0)
+
+    return {
+        "linear": (F.linear, (A, W, W0), lambda: W.T @ A + W0),
+        "linear_backward": (
+            F.linear_backward,
+            (A, W, Z),
+            lambda: (W @ Z, A @ Z.T, Z.sum(axis=1, keepdims=True)),
+        ),
+        "tanh": (F.tanh, (Z,), lambda: np.tanh(Z)),
+        "relu": (F.relu, (Z,), lambda: np.maximum(Z, 0)),
+        "leaky_relu": (F.leaky_relu, (Z, 0.2), lambda: np.where(Z > 0, Z, slope * Z)),
+        "sigmoid": (F.sigmoid, (Z,), lambda: 1 / (1 + np.exp(-Z))),
+        "tanh_backward": (F.tanh_backward, (P, Z), lambda: (1 - P**2) * Z),
+        "relu_backward": (F.relu_backward, (P, Z), lambda: Z * (P != 0)),
+        "leaky_relu_backward": (
+            F.leaky_relu_backward,
+            (Z, P, 0.2),
+            lambda: P * np.where(Z > 0, one, slope),
+        ),
+        "sigmoid_backward": (F.sigmoid_backward, (P, Z), lambda: P * (1 - P) * Z),
+        "softmax": (F.softmax, (Z,), softmax),
+        "softmax_backward": (F.softmax_backward, (P, Z), lambda: P * (Z - (P * Z).sum(axis=0))),
+        "nll": (F.nll, (P, Y), lambda: -np.sum(Y * np.log(P))),
+        "softmax_nll_backward": (F.softmax_nll_backward, (P, Y), lambda: P * Y.sum(axis=0) - Y),
+    }
+
+
 #: W4: scikit-learn's digits (75/25 split, pixels / 16), a 64-64-10 ReLU network,
 #: batch 32, 20 epochs, no L2 penalty: each solver with its learning rate.
 DIGITS_SOLVERS = {"sgd": 0.1, "adam": 0.001}

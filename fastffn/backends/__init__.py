@@ -69,10 +69,11 @@ def check_backend(name, argument="backend"):
 
 def load(name=None):
     """Returns the module of kernels of backend ``name`` (default: the current one)."""
-    name = name or get_backend()
+    if name is None:  # get_backend's checks only until a default is set: every call comes here
+        name = _block_backend.get() or _default_backend or get_backend()
     try:
         return _loaded[name]
-    except KeyError:
+    except (KeyError, TypeError):  # not loaded yet, or no name at all
         module = importlib.import_module(f"fastffn.backends.{check_backend(name)}")
         return _loaded.setdefault(name, module)
 

@@ -7,6 +7,7 @@ benchmark's ``extra_info`` names its workload and backend; ``gate`` marks the
 ones where the numba backend must not be slower than the reference.
 """
 
+import functools
 import os
 import subprocess
 import sys
@@ -70,6 +71,16 @@ def test_kernel(benchmark, name, size, dtype):
     # where NumPy's tanh is AVX-512): the table then says so beside the ratio, a tie.
     functions = {getattr(backends.load(bk), name) for bk in BACKENDS}
     benchmark.extra_info["same_function"] = len(functions) == 1
+
+
+@pytest.mark.parametrize("size", KERNEL_SIZES)
+@pytest.mark.parametrize("name", workloads.functional_calls())
+def test_functional(benchmark, name, size):
+    """Each fastffn.functional function, its checks included, beside its NumPy formula."""
+    m, n, b = KERNEL_SIZES[size]
+    function, args, formula = workloads.functional_calls(np.float64, m, n, b)[name]
+    runs = {"numba": functools.partial(function, *args), "the NumPy formula": formula}
+    measure_in_turns(benchmark, runs, f"functional.{name} m={m} n={n} b={b}")
 
 
 @pytest.mark.parametrize("classes", SOFTMAX_CLASSES)
