@@ -23,9 +23,9 @@ from .backends import BACKENDS
 from .layers import HIDDEN_ACTIVATIONS
 from .persistence import save
 from .progress import ProgressLine
+from .schedule import print_report
 from .sequential import network
 from .sweeps import MAX_MODELS
-from .training import print_report
 
 COURSE_DATASETS = [name for name in datasets.__all__ if name not in ("blobs", "spirals")]
 GENERATED_DATASETS = ["blobs", "spirals"]

@@ -52,7 +52,7 @@ class Optimizer:
     Attributes:
         t (int): Steps taken so far (Adam's bias corrections count them).
         slots (ndarray or None): 2 by P: the state of the model's P weights, laid
-            out as ``training.pack`` lays them (velocity, or Adam's M and V).
+            out as ``packing.pack`` lays them (velocity, or Adam's M and V).
 
     """
 

@@ -4,7 +4,7 @@ import itertools
 
 import numpy as np
 
-from . import backends, training
+from . import backends, packing, schedule, training
 from ._validation import NonFiniteError, all_finite, as_matrix, check_dtype, check_one_hot
 from .backends import ACCURACY_BLOCK
 from .layers import NLL, Activation, Layer, Linear, ReLU, SoftMax, is_builtin
@@ -260,7 +260,7 @@ class Sequential:
     def accuracy(self, X, Y):
         """The fraction of the columns of X classified as their one-hot Y says."""
         X, Y = self.check_data(X, Y)
-        hits = training.hits_in_loop(self, X, Y)
+        hits = packing.hits_in_loop(self, X, Y)
         if hits is not None:
             return np.float64(hits / X.shape[1])
         with np.errstate(over="ignore", invalid="ignore"):
@@ -308,8 +308,8 @@ class Sequential:
             every (int): Frequency to output statistics.
 
         """
-        if training.is_record(it, every):
-            training.print_report((it, self.accuracy(X, Y), cur_loss))
+        if schedule.is_record(it, every):
+            schedule.print_report((it, self.accuracy(X, Y), cur_loss))
 
 
 def network(widths, seed=0, backend=None, dtype=np.float64, activation=ReLU):

@@ -30,8 +30,9 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 
 from .layers import HIDDEN_ACTIVATIONS, NLL, Linear, SoftMax
 from .optimizers import Optimizer
+from .schedule import Diverged
 from .sequential import Sequential
-from .training import Diverged, Trainer, as_weights
+from .training import Trainer, as_weights
 
 
 class FFNClassifier(ClassifierMixin, BaseEstimator):

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 import fastffn
-from fastffn import training
+from fastffn import packing, runners
 from fastffn.backends import aot, numba_column
 from fastffn.layers import HIDDEN_ACTIVATIONS
 from fastffn.sequential import network
@@ -72,7 +72,7 @@ def test_other_steps_run_jitted():
     """An optimizer's state one sample a step is not compiled ahead; a batch a step is."""
     assert aot.function("column_steps", np.float64, plain=False) is numba_column.column_steps
     model = build(fastffn, "Tanh", (3, 5, 3))
-    runner = training.CompiledRunner(model, *blobs(), fastffn.optimizers.as_optimizer("adam"))
+    runner = runners.CompiledRunner(model, *blobs(), fastffn.optimizers.as_optimizer("adam"))
     assert runner.loop(1, None) is numba_column.column_steps
     from fastffn.backends.numba_loop import sgd_steps
 
@@ -100,7 +100,7 @@ def test_an_extension_from_other_sources_is_not_used(monkeypatch):
 def test_arguments_are_checked_before_the_compiled_code_trusts_them():
     correct = aot.function("column_correct", np.float64)
     model = build(fastffn, "Tanh", (3, 5, 3))
-    ops, shapes, coefs, params = training.pack(model)
+    ops, shapes, coefs, params = packing.pack(model)
     X, Y = blobs()
     XT = np.asfortranarray(X.T)
     with pytest.raises(TypeError, match="column_correct's argument 4 must be"):

@@ -15,9 +15,9 @@ import pytest
 
 import fastffn
 from fastffn import NLL, Layer, Linear, ReLU, Sequential, SoftMax, Tanh, hard
+from fastffn.packing import compilable
 from fastffn.sequential import ACCURACY_BLOCK, network
 from fastffn.testing import TRAINING_TOLERANCE
-from fastffn.training import compilable
 
 from .test_training import build, weights
 

@@ -7,11 +7,11 @@ import numpy as np
 import pytest
 
 import fastffn
-from fastffn import NLL, Layer, Linear, Sequential, SoftMax, Tanh, hard, training
+from fastffn import NLL, Layer, Linear, Sequential, SoftMax, Tanh, hard, runners
 from fastffn.backends import Packed
 from fastffn.backends.numba_loop import transposed
+from fastffn.packing import compilable
 from fastffn.testing import TRAINING_TOLERANCE
-from fastffn.training import compilable
 
 from .test_training import build, weights
 
@@ -208,7 +208,7 @@ def test_a_run_starts_with_the_chunk_the_last_run_of_its_kind_measured(monkeypat
     """The second run of a kind calls the compiled loop once, with every step and the same
     records, not first with one step to measure its speed from."""
     X, Y = blobs()
-    calls, loop = [], training.CompiledRunner.loop
+    calls, loop = [], runners.CompiledRunner.loop
 
     def counted_loop(runner, batch_size, every):
         def counted(*args):
@@ -221,6 +221,6 @@ def test_a_run_starts_with_the_chunk_the_last_run_of_its_kind_measured(monkeypat
         return fit(build(fastffn, "Tanh", widths=(3, 6, 3)), X, Y, iters=300, every=50)
 
     first = run()  # measures the kind's chunk
-    monkeypatch.setattr(training.CompiledRunner, "loop", counted_loop)
+    monkeypatch.setattr(runners.CompiledRunner, "loop", counted_loop)
     assert run() == first
     assert calls == [300]

@@ -12,8 +12,8 @@ import pytest
 import fastffn
 from fastffn import NLL, Linear, Sequential, SoftMax
 from fastffn.layers import HIDDEN_ACTIVATIONS
+from fastffn.packing import compilable
 from fastffn.testing import TRAINING_TOLERANCE
-from fastffn.training import compilable
 
 from .test_compiled import blobs
 

@@ -17,8 +17,8 @@ from hypothesis import strategies as st
 import fastffn
 from fastffn import NLL, Linear, Sequential, SoftMax, hard
 from fastffn.layers import HIDDEN_ACTIVATIONS
+from fastffn.packing import compilable
 from fastffn.testing import KERNELS
-from fastffn.training import compilable
 
 from .test_training import Square, build, weights
 

@@ -65,8 +65,8 @@ def assert_same(result, c, expected, dtype=np.float64):
 @pytest.fixture(params=["lanes", "each"])
 def loop(request, monkeypatch):
     """Models side by side in SIMD lanes, or (batches of more than one) each in its own batch
-    loop on the threads, as wide layers take them (``sweeps.wide``)."""
-    monkeypatch.setattr(fastffn.sweeps, "WIDE_FLOPS", float("inf") if request.param == "lanes"
+    loop on the threads, as wide layers take them (``sweep_groups.wide``)."""
+    monkeypatch.setattr(fastffn.sweep_groups, "WIDE_FLOPS", float("inf") if request.param == "lanes"
                         else 0)  # fmt: skip
     return request.param
 
@@ -135,8 +135,8 @@ def test_in_either_loop_a_diverging_model_stops_alone_at_any_batch_size(every, l
 
 
 def test_wide_layers_take_the_batch_loop_and_narrow_ones_the_lanes():
-    from fastffn.sweeps import wide
-    from fastffn.training import pack
+    from fastffn.packing import pack
+    from fastffn.sweep_groups import wide
 
     shapes = lambda widths: pack(builder(widths=widths)()).shapes  # noqa: E731
     assert wide(shapes((64, 128, 128, 10)), 8)  # 16 models in lanes: 0.54x one after another
@@ -222,7 +222,7 @@ def _sweep_in_child(X, Y, kwargs):
 
 
 def test_an_error_in_a_group_is_raised_after_every_group_is_done():
-    from fastffn.sweeps import _each_group
+    from fastffn.sweep_groups import each_group
 
     done = []
 
@@ -233,7 +233,7 @@ def test_an_error_in_a_group_is_raised_after_every_group_is_done():
         done.append(g)
 
     with pytest.raises(RuntimeError, match="group 0"):
-        _each_group(work, 4, threads=2)
+        each_group(work, 4, threads=2)
     assert sorted(done) == [1, 2, 3]  # raised once the other thread's groups were done
 
 
@@ -309,7 +309,7 @@ def test_memory_is_bounded_whatever_the_iterations():
     import pickle
     import tracemalloc
 
-    from fastffn.sweeps import Draws
+    from fastffn.sweep_draws import Draws, stream_state
 
     X, Y = hard()
 
@@ -327,15 +327,15 @@ def test_memory_is_bounded_whatever_the_iterations():
         tracemalloc.stop()
     assert peak < 64 << 20, peak
     np.random.seed(0)
-    draws = Draws([fastffn.sweeps._stream_state()] * 32, X.shape[1], 8)
+    draws = Draws([stream_state()] * 32, X.shape[1], 8)
     assert len(pickle.dumps(draws)) < 100_000
 
 
 def test_draws_in_blocks_are_the_columns_sgd_draws():
-    from fastffn.sweeps import Draws
+    from fastffn.sweep_draws import Draws, stream_state
 
     np.random.seed(5)
-    draws = Draws([fastffn.sweeps._stream_state()], 100, 3)
+    draws = Draws([stream_state()], 100, 3)
     blocks = np.concatenate([draws.take(k, 1, 2)[0, ..., 0] for k in (1, 7, 50)])
     np.random.seed(5)
     np.testing.assert_array_equal(blocks, np.random.randint(100, size=(58, 3)))
@@ -427,7 +427,7 @@ def test_threads_change_nothing_but_the_speed_and_default_to_the_cpus_we_may_use
                 np.testing.assert_array_equal(wa, wb)
     with pytest.raises(ValueError, match="threads must be >= 1"):
         fastffn.sweep(builder(), X, Y, iters=1, lrate=0.01, threads=0)
-    from fastffn.sweeps import default_threads
+    from fastffn._threads import default_threads
 
     monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
     monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {3, 5, 7}, raising=False)
@@ -437,7 +437,7 @@ def test_threads_change_nothing_but_the_speed_and_default_to_the_cpus_we_may_use
 
 
 def test_groups_are_a_queue_a_slow_thread_takes_fewer_from(monkeypatch):
-    from fastffn.sweeps import _each_group
+    from fastffn.sweep_groups import each_group
 
     taken = {}
 
@@ -446,6 +446,6 @@ def test_groups_are_a_queue_a_slow_thread_takes_fewer_from(monkeypatch):
         taken.setdefault(name, []).append(g)
         time.sleep(0.2 if name == threading.main_thread().name else 0.01)  # a busy core
 
-    _each_group(work, 12, 2)
+    each_group(work, 12, 2)
     assert sorted(g for gs in taken.values() for g in gs) == list(range(12))
     assert len(taken[threading.main_thread().name]) <= 2  # the even split gave it 6

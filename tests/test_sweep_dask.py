@@ -100,15 +100,15 @@ def test_ctrl_c_stops_the_workers_within_a_second(client):
 
 
 def test_a_sweep_inside_a_dask_task_takes_one_thread(client):
-    from fastffn.sweeps import default_threads
+    from fastffn._threads import default_threads
 
     assert client.submit(default_threads, pure=False).result() == 1
 
 
 def test_a_cluster_without_workers_times_out_with_a_clear_message(monkeypatch):
-    import fastffn.sweeps
+    import fastffn.sweep_dask
 
-    monkeypatch.setattr(fastffn.sweeps, "WORKER_WAIT", 0.5)
+    monkeypatch.setattr(fastffn.sweep_dask, "WORKER_WAIT", 0.5)
     cluster = distributed.LocalCluster(n_workers=0, processes=False, dashboard_address=":0")
     with cluster, distributed.Client(cluster) as empty:
         X, Y = blobs()

@@ -226,9 +226,9 @@ def _spin():
 
 
 def test_gathered_batches_take_kept_memory_only_where_it_fits():
-    """training.GATHER gives the last call's memory again only for the same d, k and b."""
+    """runners.GATHER gives the last call's memory again only for the same d, k and b."""
+    from fastffn.runners import GatherBuffers
     from fastffn.sequential import network
-    from fastffn.training import GatherBuffers
 
     pool = GatherBuffers()
     X, Y3, Y4 = np.zeros((5, 100)), np.zeros((3, 100)), np.zeros((4, 100))

@@ -37,7 +37,7 @@ OPS = ("linear", "tanh", "relu", "leaky_relu", "sigmoid", "softmax")
 
 
 class Packed(NamedTuple):
-    """A model as every compiled loop takes it (``fastffn.training.pack`` makes one).
+    """A model as every compiled loop takes it (``fastffn.packing.pack`` makes one).
 
     Attributes:
         ops (ndarray): The L module op codes (int64), indices into ``OPS``.

@@ -15,7 +15,7 @@ caller uncachable (Numba keeps the function object as a dynamic global).
 import numpy as np
 
 from ._numba_cache import jit
-from .numba import FASTMATH
+from .numba_into import FASTMATH
 from .simd import simd_exp
 
 #: Models side by side in a group: the length of every tuple here.

@@ -13,7 +13,7 @@ transposes XT and YT (N by d and N by k, C order: each sample's numbers together
 import numpy as np
 
 from ._numba_cache import jit
-from .numba import FASTMATH
+from .numba_into import FASTMATH
 from .numba_loop import all_finite, first_record, update
 from .ops import LINEAR, SOFTMAX, backward_into, check_ops, forward_into
 from .simd import exp_lanes

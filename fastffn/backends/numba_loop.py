@@ -13,7 +13,7 @@ from ..optimizers import RULES
 from . import ACCURACY_BLOCK
 from ._numba_cache import jit
 from ._numba_private import borrowed, gemm_update
-from .numba import (
+from .numba_into import (
     FASTMATH,
     adam_update_into,
     blas_wins,
@@ -136,7 +136,7 @@ def sgd_steps(
         hits (ndarray): An iters int64 vector for those counts.
         Xs, Ys (ndarray): G by d by b and G by k by b: room for the batches of G steps
             (``gather_size``), gathered together; the caller's, so that it can give
-            the same memory to the next call (``training.GatherBuffers``).
+            the same memory to the next call (``runners.GatherBuffers``).
 
     Returns:
         int: The number of steps taken: all of them, or the index of the first
