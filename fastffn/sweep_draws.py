@@ -60,7 +60,7 @@ class Draws:
         return Draws(self.starts[first:last], self.n, self.b)
 
     def take(self, count, groups, lanes):
-        """The next ``count`` steps' columns of every model, laid out for ``numba_sweep``:
+        """The next ``count`` steps' columns of every model, laid out for ``numba_lanes``:
         groups by count by b by lanes (the models in ``Groups``' slots)."""
         if self.generators is None:
             unique = {}

@@ -1,7 +1,7 @@
 """A sweep's models of one architecture and batch size, trained together on this machine.
 
 ``Groups`` packs them side by side, LANES models a group, as the compiled sweep
-loop (``backends.numba_sweep``) lays them out; ``train_here`` runs the groups on
+loop (``backends.numba_lanes``) lays them out; ``train_here`` runs the groups on
 threads, a queue each thread takes the next group from (``each_group``); models
 too wide for SIMD lanes (``wide``) each take the one-model batch loop instead
 (``train_each``). Steps run in chunks (``in_chunks``): progress and Ctrl-C land
@@ -17,7 +17,7 @@ from concurrent.futures import ThreadPoolExecutor, wait
 
 import numpy as np
 
-from .backends import ACCURACY_BLOCK, Packed
+from .backends import ACCURACY_BLOCK, LANES, Packed, aot
 from .optimizers import Optimizer
 from .packing import attach, pack
 from .runners import GatherBuffers
@@ -29,18 +29,16 @@ WIDE_FLOPS = 1 << 17
 
 
 class Groups:
-    """Models of one architecture and batch size, packed for ``numba_sweep.kernels``.
+    """Models of one architecture and batch size, packed for ``backends.numba_lanes``.
 
     Their weights side by side: G groups of M models (the last group padded
     with copies of its last model, whose results are dropped).
     """
 
     def __init__(self, models, draws, lrates, data):
-        from .backends import numba_sweep
-
         self.draws, self.data = draws, data
         count = len(models)
-        self.M = numba_sweep.LANES
+        self.M = LANES
         self.G = math.ceil(count / self.M)
         slots = [min(i, count - 1) for i in range(self.G * self.M)]  # padding repeats the last
         packed = [pack(m) for m in models]
@@ -92,6 +90,16 @@ class Groups:
             result.set(c, model, history, None if stop < 0 else stop, hits[g, q] / n)
 
 
+def aligned(shape, dtype, to=64):
+    """An empty C-contiguous array starting at a multiple of ``to`` bytes: a row of a
+    group's models (8 float64s) then fills one cache line, not two (a W5 step 15-25%
+    faster, in either loop)."""
+    count, size = int(np.prod(shape)), np.dtype(dtype).itemsize
+    buffer = np.empty(count * size + to, dtype=np.uint8)
+    start = -buffer.ctypes.data % to
+    return buffer[start : start + count * size].view(dtype).reshape(shape)
+
+
 def side_by_side(arrays, groups):
     """Equal arrays of S models as G groups of S / G models, the model axis last in memory.
 
@@ -100,7 +108,7 @@ def side_by_side(arrays, groups):
 
     """
     M = len(arrays) // groups
-    out = np.empty((groups, *arrays[0].shape, M), dtype=arrays[0].dtype)
+    out = aligned((groups, *arrays[0].shape, M), arrays[0].dtype)
     for i, array in enumerate(arrays):
         out[i // M, ..., i % M] = array
     return out
@@ -145,17 +153,16 @@ def in_chunks(kind, params, draws, models, iters, every, progress, run):
 def train_here(ops, shapes, coefs, params, XT, YT, draws, lrates, iters, every, progress, threads):
     """Every group's steps on ``threads`` threads (a group a thread at a time), chunk by chunk
     (``in_chunks``); then the final accuracies, a group a thread too."""
-    from .backends import numba_sweep
-
     G, M = params.shape[0], params.shape[2]
     stopped = np.full((G, M), -1, dtype=np.int64)
     tiny = np.finfo(params.dtype).tiny
     hits = np.zeros((G, M), dtype=np.int64)
-    loop = numba_sweep.kernels(ops, shapes, coefs, draws.b)
+    group_steps = aot.function("group_steps", params.dtype)
+    group_correct = aot.function("group_correct", params.dtype)
 
     def steps(g, it, indices, rec_losses, rec_hits):
-        loop.group_steps(
-            params[g], XT, YT, indices[g], lrates[g], tiny, it, every,
+        group_steps(
+            ops, shapes, coefs, params[g], XT, YT, indices[g], lrates[g], tiny, it, every,
             rec_losses[g], rec_hits[g], stopped[g],
         )  # fmt: skip
 
@@ -164,8 +171,9 @@ def train_here(ops, shapes, coefs, params, XT, YT, draws, lrates, iters, every, 
                                  rec_hits=rec_hits)  # fmt: skip
         each_group(work, G, threads)
 
-    records = in_chunks((loop, G), params, draws, G * M, iters, every, progress, chunk)
-    each_group(lambda g: loop.group_correct(params[g], XT, YT, hits[g]), G, threads)
+    kind = ("lanes", ops.tobytes(), shapes.tobytes(), draws.b, G)
+    records = in_chunks(kind, params, draws, G * M, iters, every, progress, chunk)
+    each_group(lambda g: group_correct(ops, shapes, coefs, params[g], XT, YT, hits[g]), G, threads)
     return params, *records, stopped, hits
 
 

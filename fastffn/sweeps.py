@@ -3,7 +3,7 @@
 ``sweep`` builds every model of the grid as one run after another would (the
 global random state seeded, the model built, its samples drawn), then trains
 them together: models of one architecture and batch size in one compiled call
-of ``backends.numba_sweep``, their weights side by side so that SIMD lanes and
+of ``backends.numba_lanes``, their weights side by side so that SIMD lanes and
 cores work across models (``sweep_groups``), here or on the workers of a Dask
 cluster (``sweep_dask``); each model's sample columns drawn as its own ``sgd``
 would draw them (``sweep_draws``). A grid

@@ -138,3 +138,75 @@ def test_the_notebooks_job_runs_without_numba_or_its_cache(tmp_path, jitted):
     model = network((2, 10, 10, 2))
     model.sgd(*fastffn.hard(), 10000, report=False, every=None)
     np.testing.assert_allclose(np.load(tmp_path / "w.npy"), model.modules[0].W, rtol=1e-10)
+
+
+def test_a_sweep_of_any_width_runs_without_numba_or_its_cache(tmp_path, jitted):
+    """The sweeps' loop is one for every architecture, compiled at install: a fresh process
+    sweeps two widths with an empty cache, imports no numba, and ends on the jitted loop's
+    weights."""
+    script = """
+        import sys
+        import numpy as np
+        import fastffn
+        from fastffn.sequential import network
+        X, Y = fastffn.hard()
+        found = []
+        for width in (10, 13):
+            result = fastffn.sweep(lambda: network((2, width, width, 2), None), X, Y, iters=300,
+                                   lrate=[0.01, 0.02, 0.03], seed=0, batch_size=4)
+            found.append(result.models[-1].modules[0].W)
+        assert "numba" not in sys.modules, "numba was imported"
+        np.save(sys.argv[1], np.concatenate([w.ravel() for w in found]))
+        """
+    out = tmp_path / "w.npy"
+    result = run_python(script.replace("sys.argv[1]", repr(str(out))),
+                        {"NUMBA_CACHE_DIR": str(tmp_path / "cache")})  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert not (tmp_path / "cache").exists()
+    X, Y = fastffn.hard()
+    expected = [
+        fastffn.sweep(lambda w=width: network((2, w, w, 2), None), X, Y, iters=300,
+                      lrate=[0.01, 0.02, 0.03], seed=0, batch_size=4).models[-1].modules[0].W
+        for width in (10, 13)
+    ]  # fmt: skip
+    np.testing.assert_allclose(np.load(out), np.concatenate([w.ravel() for w in expected]),
+                               **TRAINING_TOLERANCE[np.dtype(np.float64)])  # fmt: skip
+
+
+def test_the_sweeps_loop_compiled_ahead_releases_the_gil_for_its_threads():
+    """Two groups on two threads must run side by side: the extension's sweep loop is used
+    only where it was compiled to release the GIL (``_numba_private.threaded_exports``)."""
+    from fastffn.backends import numba_lanes
+
+    module = aot.extension()
+    assert module is not None, aot.status()
+    assert module.releases_gil() == 1  # 0: pycc's Flags changed, see _numba_private
+    assert aot.function("group_steps", np.float64) is not numba_lanes.group_steps
+    import threading
+    import time
+
+    ops, shapes, coefs, params = packing.pack(network((2, 10, 10, 2)))
+    group = np.repeat(params[:, None], 8, axis=1)
+    X, Y = fastffn.hard()
+    XT, YT = np.ascontiguousarray(X.T), np.ascontiguousarray(Y.T)
+    steps = aot.function("group_steps", np.float64)
+    indices = np.random.default_rng(0).integers(X.shape[1], size=(100_000, 1, 8))
+    lrates, stopped = np.full(8, 0.01), np.full(8, -1)
+    empty = np.empty((0, 8)), np.empty((0, 8), dtype=np.int64)
+    ticks, during, done = [], [], threading.Event()
+
+    def train():
+        start = time.perf_counter()
+        steps(ops, shapes, coefs, group, XT, YT, indices, lrates, 1e-300, 0, 0, *empty, stopped)
+        during.extend((start, time.perf_counter()))
+        done.set()
+
+    thread = threading.Thread(target=train)
+    thread.start()
+    while not done.is_set():  # Python runs here while the loop runs there
+        ticks.append(time.perf_counter())
+    thread.join()
+    start, end = during
+    inside = [start, *(t for t in ticks if start < t < end), end]
+    # Held, the GIL leaves Python one gap as long as the call, bar a switch interval (5 ms)
+    assert max(np.diff(inside)) < (end - start) / 2, "the compiled loop held the GIL"

@@ -31,6 +31,8 @@ BLAS_MIN_FLOPS = 32_768
 #: hold b columns' sums in registers, where a loop reads and writes them at every
 #: multiply-add (16 by 10 by 32: 2.3x faster in BLAS; 10 by 10 by 2: 1.7x).
 BLAS_MIN_BATCH_FLOPS = 256
+#: Models side by side in a group of the sweeps' loop (``numba_lanes``): its SIMD lanes.
+LANES = 8
 #: The compiled loops' op codes, one per kernel family: ``fastffn.training`` maps a
 #: Linear layer to "linear" and an activation to its kernel name.
 OPS = ("linear", "tanh", "relu", "leaky_relu", "sigmoid", "softmax")

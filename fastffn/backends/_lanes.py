@@ -1,4 +1,4 @@
-"""Arithmetic on rows of LANES models, for ``numba_sweep``.
+"""Arithmetic on rows of LANES models, for ``numba_lanes``.
 
 A row of a group's arrays (a weight, an activation, a gradient) holds one number
 for each of the LANES models trained side by side. ``row`` loads one into a
@@ -17,9 +17,6 @@ import numpy as np
 from ._numba_cache import jit
 from .numba_into import FASTMATH
 from .simd import simd_exp
-
-#: Models side by side in a group: the length of every tuple here.
-LANES = 8
 
 
 @jit

@@ -35,7 +35,7 @@ def cache_dir():
 
 def _source_stamp(py_file):
     """What a cached function is valid for: the contents of every backend module (and of
-    its own file, for a module ``numba_sweep`` generated), not its file's alone.
+    its own file, where that lies elsewhere), not its file's alone.
 
     Numba's own stamp is the function's file: a kernel compiled into a loop of
     another file would stay cached after an edit. Here an edit to any backend
@@ -43,7 +43,7 @@ def _source_stamp(py_file):
     the loops read.
     """
     paths = sources()
-    if os.path.dirname(py_file) != os.path.dirname(__file__):  # numba_sweep's
+    if os.path.dirname(py_file) != os.path.dirname(__file__):
         paths.append(py_file)
     return tuple(_file_hash(path, *_stat(path)) for path in paths)
 
@@ -75,7 +75,7 @@ def jit(func=None, slp_vectorize=False, **options):
     LLVM's SLP vectorizer, which packs the same operation on neighbouring
     numbers into one SIMD instruction without a loop. Numba turns it off for
     every function (``NUMBA_SLP_VECTORIZE``, since 0.57, for miscompilations
-    then reported); ``numba_sweep`` is written for it, and its results are
+    then reported); ``numba_lanes`` is written for it, and its results are
     tested against training each model alone.
     """
     if func is None:

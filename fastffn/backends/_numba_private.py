@@ -10,6 +10,10 @@
   Fallback: the array itself.
 - ``gemm_update``: ``W += alpha * A @ G.T`` in one BLAS call through Numba's
   ``numba_xxgemm``. Fallback: status -1, and the caller makes the product itself.
+- ``threaded_exports``: ``pycc``'s exported functions compiled to release the GIL
+  (its ``Flags``) and with the SLP vectorizer, as the sweeps' ``nogil`` loop is
+  jitted. Fallback: exported as ``pycc`` exports them, and the sweeps' loop is
+  jitted at first use instead.
 
 The private parts are used only on the Numba versions they were tested on
 (``TESTED``, which CI installs), and not where the environment variable
@@ -17,6 +21,7 @@ The private parts are used only on the Numba versions they were tested on
 tests/test_numba_private.py fails loudly where a tested version lacks one.
 """
 
+import contextlib
 import functools
 import os
 
@@ -98,6 +103,34 @@ def _compile_with_slp(compile):
                 numba.config.SLP_VECTORIZE = before
 
     return compile_with_slp
+
+
+@contextlib.contextmanager
+def threaded_exports():
+    """Inside the block, functions ``numba.pycc`` compiles release the GIL and use LLVM's SLP
+    vectorizer; yields whether they do (False where the private parts are off)."""
+    try:
+        from numba.pycc import compiler
+
+        original = compiler.Flags
+        active = ACTIVE and "release_gil" in original.options
+    except (ImportError, AttributeError):
+        active = False
+    if not active:
+        yield False
+        return
+
+    class Flags(original):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            self.release_gil = True
+
+    before = numba.config.SLP_VECTORIZE
+    compiler.Flags, numba.config.SLP_VECTORIZE = Flags, 1
+    try:
+        yield True
+    finally:
+        compiler.Flags, numba.config.SLP_VECTORIZE = original, before
 
 
 if ACTIVE:

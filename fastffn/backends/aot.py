@@ -1,12 +1,13 @@
 """The training loops compiled ahead of time, at install: first calls without compiling.
 
 ``numba_column.column_steps`` (one sample a step, the notebook's SGD, records on
-and off), ``column_correct`` and ``numba_loop.sgd_steps`` (a batch a step: the
-notebook's SGD or an optimizer's rule, records on and off), float32 and float64,
-are compiled when fastffn is installed (``aot_build``, by Numba's ``pycc``, for the
+and off), ``column_correct``, ``numba_loop.sgd_steps`` (a batch a step: the
+notebook's SGD or an optimizer's rule, records on and off) and the sweeps'
+``numba_lanes.group_steps`` and ``group_correct``, float32 and float64, are
+compiled when fastffn is installed (``aot_build``, by Numba's ``pycc``, for the
 installing machine's CPU) into the extension ``_aot_loops``. A fresh process
 training then calls that code at once: no numba import (0.4 s), no compiling
-(3-9 s with an empty cache). The code is the jitted functions', compiled by the
+(3-19 s with an empty cache). The code is the jitted functions', compiled by the
 same LLVM for the same CPU, so the numbers are theirs (tests/test_aot.py).
 
 The extension is used only where it was compiled from these very sources for
@@ -29,7 +30,11 @@ EXTENSION = "fastffn.backends._aot_loops"
 DTYPES = ("float32", "float64")
 #: Where each function's jitted version lives (the fallback), by the extension's name.
 JITTED = {"column_steps": "numba_column", "column_correct": "numba_column",
-          "sgd_steps": "numba_loop"}  # fmt: skip
+          "sgd_steps": "numba_loop", "group_steps": "numba_lanes",
+          "group_correct": "numba_lanes"}  # fmt: skip
+#: The functions that threads run side by side: used from the extension only where its
+#: functions release the GIL (``releases_gil()``).
+THREADED = ("group_steps", "group_correct")
 _MODEL = (("int", 1), ("int", 2), ("real", 1), ("real", 1))  # ``Packed``
 #: What the extension holds: functions of ``numba_column`` for each dtype and their
 #: arguments as ``fastffn.training`` passes them (``numba_column.column_steps``'s):
@@ -55,6 +60,15 @@ ARGUMENTS = {
         *(("real", 3), ("real", 3)),  # Xs, Ys
     ),
 }
+_GROUP = (("int", 1), ("int", 2), ("real", 1), ("real", 2))  # ``Packed``, params P by LANES
+ARGUMENTS["group_steps"] = (
+    *_GROUP,
+    *(("real", 2), ("real", 2)),  # XT, YT
+    *(("int", 3), ("real", 1), ("real", 0)),  # indices, lrates, tiny
+    *(("int", 0), ("int", 0)),  # first, every (0: no records)
+    *(("real", 2), ("int", 2), ("int", 1)),  # rec_losses, rec_hits, stopped
+)
+ARGUMENTS["group_correct"] = (*_GROUP, ("real", 2), ("real", 2), ("int", 1))
 #: An optimizer's rule (``plain=False``): its state (2 by P) and hyperparameters.
 ARGUMENTS["sgd_steps_rule"] = tuple(
     {10: ("real", 2), 11: ("real", 1)}.get(k, a) for k, a in enumerate(ARGUMENTS["sgd_steps"])
@@ -114,6 +128,8 @@ def function(name, dtype, records=False, plain=True):
     the extension holds it, else the jitted one."""
     exported = name if plain else f"{name}_rule"
     module = extension()
+    if module is not None and name in THREADED and not module.releases_gil():
+        module = None
     if module is None or exported not in ARGUMENTS:
         return getattr(importlib.import_module(f"fastffn.backends.{JITTED[name]}"), name)
     compiled = getattr(module, export_name(exported, dtype, records))

@@ -12,7 +12,9 @@ import warnings
 from numba import types
 
 from . import aot
+from ._numba_private import threaded_exports
 from .numba_column import column_correct, column_steps
+from .numba_lanes import group_correct, group_steps
 from .numba_loop import sgd_steps
 
 
@@ -32,6 +34,18 @@ def batch_steps(ops, shapes, coefs, params, X, Y, indices, rates, tiny, rule, sl
                      losses, first, every, hits, Xs, Ys)  # fmt: skip
 
 
+def lanes_steps(ops, shapes, coefs, params, XT, YT, indices, lrates, tiny, first, every,
+                rec_losses, rec_hits, stopped):  # fmt: skip
+    group_steps(ops, shapes, coefs, params, XT, YT, indices, lrates, tiny, first, every,
+                rec_losses, rec_hits, stopped)  # fmt: skip
+    return 0
+
+
+def lanes_correct(ops, shapes, coefs, params, XT, YT, hits):
+    group_correct(ops, shapes, coefs, params, XT, YT, hits)
+    return 0
+
+
 def signatures(dtype):
     """``{export name: (function, signature)}`` for arrays of ``dtype`` (``aot.ARGUMENTS``)."""
     kinds = {"int": types.int64, "real": getattr(types, dtype)}
@@ -45,7 +59,8 @@ def signatures(dtype):
         return types.Array(kinds[kind], dimensions, "C") if dimensions else kinds[kind]
 
     exports = {"column_steps": steps, "column_correct": correct, "sgd_steps": batch_steps,
-               "sgd_steps_rule": batch_steps}  # fmt: skip
+               "sgd_steps_rule": batch_steps, "group_steps": lanes_steps,
+               "group_correct": lanes_correct}  # fmt: skip
     return {
         aot.export_name(name, dtype, records): (
             exports[name],
@@ -70,5 +85,7 @@ def compile_extension(output_dir):
             cc.export(name, signature)(function)
     built_for = aot.stamp()
     cc.export("stamp", types.int64())(lambda: built_for)
-    cc.compile()
+    with threaded_exports() as threaded:  # the sweeps' threads run group_steps side by side
+        cc.export("releases_gil", types.int64())(lambda: int(threaded))
+        cc.compile()
     return os.path.join(output_dir, cc.output_file)
