@@ -25,7 +25,7 @@ from .schedule import MAX_INDICES, first_chunk, next_chunk, next_record
 
 #: Multiply-adds a step (all layers, one model) from which a model trains faster in its own
 #: batch loop than side by side in SIMD lanes (``wide``).
-WIDE_FLOPS = 1 << 17
+WIDE_FLOPS = 1 << 14
 
 
 class Groups:
@@ -180,8 +180,10 @@ def train_here(ops, shapes, coefs, params, XT, YT, draws, lrates, iters, every, 
 def wide(shapes, b):
     """Whether models of these ``Packed.shapes`` at batch size ``b`` train faster each in its
     own batch loop (``numba_loop.sgd_steps``, BLAS's products) than side by side in SIMD
-    lanes: from ``WIDE_FLOPS`` multiply-adds a step (64-128-128-10 at batch 8: 16 models
-    side by side 0.54x as fast as one after another)."""
+    lanes: from ``WIDE_FLOPS`` multiply-adds a step at batch > 1 (16 models, 2,000 steps,
+    as fast as one after another: 16-32-32-4 at batch 32 lanes 0.46x, each 1.37x; at batch 4
+    lanes 2.29x, each 1.36x; 64-64-64-10 at batch 2 1.31x, 1.47x). At batch 1 the one-sample
+    loop alone is as fast as lanes from about 26,000 (64-128-128-10: 1.11x and 1.09x)."""
     return b > 1 and int((shapes[:, 0] * shapes[:, 1]).sum()) * b >= WIDE_FLOPS
 
 

@@ -139,7 +139,8 @@ def test_wide_layers_take_the_batch_loop_and_narrow_ones_the_lanes():
     from fastffn.sweep_groups import wide
 
     shapes = lambda widths: pack(builder(widths=widths)()).shapes  # noqa: E731
-    assert wide(shapes((64, 128, 128, 10)), 8)  # 16 models in lanes: 0.54x one after another
+    assert wide(shapes((64, 128, 128, 10)), 8) and wide(shapes((16, 32, 32, 4)), 32)
+    assert not wide(shapes((16, 32, 32, 4)), 4)  # lanes 2.29x one after another, each 1.36x
     assert not wide(shapes((64, 128, 128, 10)), 1) and not wide(shapes((2, 10, 10, 2)), 32)
 
 
