@@ -3,7 +3,7 @@ as one flat buffer (``backends.Packed``) and back."""
 
 import numpy as np
 
-from . import backends, sequential
+from . import backends
 from .backends import BLAS_MIN_FLOPS, OPS, Packed, aot
 from .layers import NLL, Linear, SoftMax, is_builtin
 
@@ -11,12 +11,6 @@ from .layers import NLL, Linear, SoftMax, is_builtin
 METHODS = ("forward", "backward", "sgd_step", "print_accuracy")
 #: Data smaller than this (in numbers) are transposed by NumPy, not a compiled kernel.
 TRANSPOSE_MIN_SIZE = 1 << 16
-
-
-def overridden(model, name):
-    """Whether the model's method ``name`` is not ``Sequential``'s own."""
-    own = getattr(sequential.Sequential, name)
-    return getattr(type(model), name) is not own or name in vars(model)
 
 
 def compilable(model):
@@ -32,7 +26,7 @@ def compilable(model):
     if len({id(m) for m in modules}) < len(modules):  # a layer used twice
         return False
     # A method of the user's own may read what the loop does not keep (activations, gradients).
-    if any(overridden(model, name) for name in METHODS):
+    if any(model._overrides(name) for name in METHODS):
         return False
     return all((m.backend or backends.get_backend()) == "numba" for m in [*modules, loss])
 

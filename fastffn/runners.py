@@ -15,7 +15,7 @@ import numpy as np
 from ._validation import NonFiniteError, all_finite
 from .backends import aot
 from .layers import NLL, SoftMax, is_builtin
-from .packing import attach, overridden, pack, samples_as_rows
+from .packing import attach, pack, samples_as_rows
 from .schedule import Diverged, is_record, next_record
 
 #: Products of at least this many multiply-adds take several BLAS threads (OpenBLAS's size).
@@ -31,7 +31,7 @@ class LayerRunner:
         self.model, self.X, self.Y, self.optimizer = model, X, Y, optimizer
         self.scales, self.losses, self.measures, self.blas = None, [], True, None  # Trainer.run
         # Sequential's own forward skips the data checks sgd made; a user's own runs as written.
-        self.forward = model.forward if overridden(model, "forward") else model._forward
+        self.forward = model.forward if model._overrides("forward") else model._forward
         loss = model.loss
         self.loss_forward = loss._forward if is_builtin(loss) else loss.forward
         last = model.modules[-1]
@@ -40,10 +40,10 @@ class LayerRunner:
             and is_builtin(last)
             and type(loss) is NLL
             and is_builtin(loss)
-            and not overridden(model, "backward")
+            and not model._overrides("backward")
         )
         # The notebook's sgd prints through print_accuracy: a user's own is called in its place.
-        self.prints = report is True and overridden(model, "print_accuracy")
+        self.prints = report is True and model._overrides("print_accuracy")
 
     def steps(self, samples, count, lrate, it, every):
         """Takes ``count`` steps from iteration ``it``; returns the records among them.

@@ -195,6 +195,11 @@ class Sequential:
         """
         return training.sgd(self, X, Y, iters, lrate, **options)
 
+    def _overrides(self, name):
+        """Whether this model's method ``name`` is not Sequential's own (a subclass's, or set on
+        the instance): a compiled run cannot stand in for it."""
+        return getattr(type(self), name) is not getattr(Sequential, name) or name in vars(self)
+
     def forward(self, Xt):
         """Predicts the output for a training input batch.
 

@@ -22,7 +22,7 @@ import numpy as np
 from ._threads import BlasThreads
 from ._validation import as_count, as_step_size
 from .optimizers import as_optimizer
-from .packing import compilable, overridden
+from .packing import compilable
 from .runners import CompiledRunner, LayerRunner
 from .schedule import MAX_INDICES, Diverged, first_chunk, next_chunk, next_record, print_report
 
@@ -58,7 +58,7 @@ class Trainer:
                  sample_weight=None, **hyper):  # fmt: skip
         optimizer = as_optimizer(optimizer, **hyper)
         if not optimizer.plain:
-            if overridden(model, "sgd_step"):
+            if model._overrides("sgd_step"):
                 raise ValueError(
                     f"optimizer {optimizer.rule!r} (weight_decay {optimizer.weight_decay}) "
                     "updates the weights itself: a model with its own sgd_step can only use "
