@@ -151,9 +151,11 @@ def update(ops, shapes, params, acts, grad, samples, width, rate):
         for r in range(m):
             w = base + r * n
             for i in range(0, fours, 4):
-                ds = weight_gradients4(acts, grad, a0 + r, g0 + i, samples, width)
-                for q in range(4):
-                    put(params, w + i + q, sub(row(params, w + i + q), mul(rate, ds[q])))
+                d0, d1, d2, d3 = weight_gradients4(acts, grad, a0 + r, g0 + i, samples, width)
+                put(params, w + i, sub(row(params, w + i), mul(rate, d0)))
+                put(params, w + i + 1, sub(row(params, w + i + 1), mul(rate, d1)))
+                put(params, w + i + 2, sub(row(params, w + i + 2), mul(rate, d2)))
+                put(params, w + i + 3, sub(row(params, w + i + 3), mul(rate, d3)))
             for i in range(fours, n):
                 d = weight_gradient(acts, grad, a0 + r, g0 + i, samples, width)
                 put(params, w + i, sub(row(params, w + i), mul(rate, d)))
