@@ -10,6 +10,9 @@
   Fallback: the array itself.
 - ``gemm_update``: ``W += alpha * A @ G.T`` in one BLAS call through Numba's
   ``numba_xxgemm``. Fallback: status -1, and the caller makes the product itself.
+- ``pycc_module``: Numba's ahead-of-time compiler (``numba.pycc.CC``, pending
+  deprecation since 0.57 with no replacement). Fallback: none here; the install's
+  extension is optional and the loops are jitted at first use without it.
 - ``threaded_exports``: ``pycc``'s exported functions compiled to release the GIL
   (its ``Flags``) and with the SLP vectorizer, as the sweeps' ``nogil`` loop is
   jitted. Fallback: exported as ``pycc`` exports them, and the sweeps' loop is
@@ -24,6 +27,7 @@ tests/test_numba_private.py fails loudly where a tested version lacks one.
 import contextlib
 import functools
 import os
+import warnings
 
 import numba
 import numpy as np
@@ -103,6 +107,15 @@ def _compile_with_slp(compile):
                 numba.config.SLP_VECTORIZE = before
 
     return compile_with_slp
+
+
+def pycc_module(name):
+    """A ``numba.pycc.CC`` making the extension module ``name`` (its deprecation notice, which
+    names no replacement, not shown). Raises ImportError where this Numba has no ``pycc``."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="The 'pycc' module is pending deprecation")
+        from numba.pycc import CC
+    return CC(name)
 
 
 @contextlib.contextmanager

@@ -7,12 +7,11 @@ compiles the outer function with its defaults. Takes 40-80 s.
 """
 
 import os
-import warnings
 
 from numba import types
 
 from . import aot
-from ._numba_private import threaded_exports
+from ._numba_private import pycc_module, threaded_exports
 from .numba_column import column_correct, column_steps
 from .numba_lanes import group_correct, group_steps
 from .numba_loop import sgd_steps
@@ -74,11 +73,7 @@ def signatures(dtype):
 
 def compile_extension(output_dir):
     """Writes the extension ``aot.EXTENSION`` into ``output_dir``, for this machine's CPU."""
-    with warnings.catch_warnings():  # pending since numba 0.57, no replacement yet
-        warnings.filterwarnings("ignore", message="The 'pycc' module is pending deprecation")
-        from numba.pycc import CC
-
-    cc = CC(aot.EXTENSION.rpartition(".")[2])
+    cc = pycc_module(aot.EXTENSION.rpartition(".")[2])
     cc.output_dir, cc.target_cpu, cc.verbose = output_dir, "host", False
     for dtype in aot.DTYPES:
         for name, (function, signature) in signatures(dtype).items():
