@@ -157,8 +157,8 @@ def train_here(ops, shapes, coefs, params, XT, YT, draws, lrates, iters, every, 
     stopped = np.full((G, M), -1, dtype=np.int64)
     tiny = np.finfo(params.dtype).tiny
     hits = np.zeros((G, M), dtype=np.int64)
-    group_steps = aot.function("group_steps", params.dtype)
-    group_correct = aot.function("group_correct", params.dtype)
+    group_steps = aot.function("group_steps", params.dtype, threaded=True)
+    group_correct = aot.function("group_correct", params.dtype, threaded=True)
 
     def steps(g, it, indices, rec_losses, rec_hits):
         group_steps(
@@ -193,9 +193,11 @@ def train_each(ops, shapes, coefs, params, X, Y, draws, lrates, count, iters, ev
     for ``threads`` threads (the BLAS on one thread each), chunk by chunk; outputs laid out
     as ``train_here``'s."""
     from ._threads import BlasThreads
-    from .backends.numba_loop import correct, sgd_steps
 
     G, _, M = params.shape
+    # The loops sgd takes, compiled at install where they were: none compiles here.
+    sgd_steps = aot.function("sgd_steps", params.dtype, records=bool(every), threaded=True)
+    correct = aot.function("correct", params.dtype, threaded=True)
     models = [np.ascontiguousarray(params[i // M, :, i % M]) for i in range(count)]
     gathers = [GatherBuffers() for _ in range(count)]  # each model's, kept
     stopped = np.full((G, M), -1, dtype=np.int64)

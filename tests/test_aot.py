@@ -141,9 +141,9 @@ def test_the_notebooks_job_runs_without_numba_or_its_cache(tmp_path, jitted):
 
 
 def test_a_sweep_of_any_width_runs_without_numba_or_its_cache(tmp_path, jitted):
-    """The sweeps' loop is one for every architecture, compiled at install: a fresh process
-    sweeps two widths with an empty cache, imports no numba, and ends on the jitted loop's
-    weights."""
+    """The sweeps' loop is one for every architecture, compiled at install, as is the batch
+    loop that wide models take (width 128): a fresh process sweeps three widths with an
+    empty cache, imports no numba, and ends on the jitted loops' weights."""
     script = """
         import sys
         import numpy as np
@@ -151,7 +151,7 @@ def test_a_sweep_of_any_width_runs_without_numba_or_its_cache(tmp_path, jitted):
         from fastffn.sequential import network
         X, Y = fastffn.hard()
         found = []
-        for width in (10, 13):
+        for width in (10, 13, 128):
             result = fastffn.sweep(lambda: network((2, width, width, 2), None), X, Y, iters=300,
                                    lrate=[0.01, 0.02, 0.03], seed=0, batch_size=4)
             found.append(result.models[-1].modules[0].W)
@@ -167,7 +167,7 @@ def test_a_sweep_of_any_width_runs_without_numba_or_its_cache(tmp_path, jitted):
     expected = [
         fastffn.sweep(lambda w=width: network((2, w, w, 2), None), X, Y, iters=300,
                       lrate=[0.01, 0.02, 0.03], seed=0, batch_size=4).models[-1].modules[0].W
-        for width in (10, 13)
+        for width in (10, 13, 128)
     ]  # fmt: skip
     np.testing.assert_allclose(np.load(out), np.concatenate([w.ravel() for w in expected]),
                                **TRAINING_TOLERANCE[np.dtype(np.float64)])  # fmt: skip
@@ -181,7 +181,7 @@ def test_the_sweeps_loop_compiled_ahead_releases_the_gil_for_its_threads():
     module = aot.extension()
     assert module is not None, aot.status()
     assert module.releases_gil() == 1  # 0: pycc's Flags changed, see _numba_private
-    assert aot.function("group_steps", np.float64) is not numba_lanes.group_steps
+    assert aot.function("group_steps", np.float64, threaded=True) is not numba_lanes.group_steps
     import threading
     import time
 
@@ -189,7 +189,7 @@ def test_the_sweeps_loop_compiled_ahead_releases_the_gil_for_its_threads():
     group = np.repeat(params[:, None], 8, axis=1)
     X, Y = fastffn.hard()
     XT, YT = np.ascontiguousarray(X.T), np.ascontiguousarray(Y.T)
-    steps = aot.function("group_steps", np.float64)
+    steps = aot.function("group_steps", np.float64, threaded=True)
     indices = np.random.default_rng(0).integers(X.shape[1], size=(100_000, 1, 8))
     lrates, stopped = np.full(8, 0.01), np.full(8, -1)
     empty = np.empty((0, 8)), np.empty((0, 8), dtype=np.int64)

@@ -30,11 +30,8 @@ EXTENSION = "fastffn.backends._aot_loops"
 DTYPES = ("float32", "float64")
 #: Where each function's jitted version lives (the fallback), by the extension's name.
 JITTED = {"column_steps": "numba_column", "column_correct": "numba_column",
-          "sgd_steps": "numba_loop", "group_steps": "numba_lanes",
+          "sgd_steps": "numba_loop", "correct": "numba_loop", "group_steps": "numba_lanes",
           "group_correct": "numba_lanes"}  # fmt: skip
-#: The functions that threads run side by side: used from the extension only where its
-#: functions release the GIL (``releases_gil()``).
-THREADED = ("group_steps", "group_correct")
 _MODEL = (("int", 1), ("int", 2), ("real", 1), ("real", 1))  # ``Packed``
 #: What the extension holds: functions of ``numba_column`` for each dtype and their
 #: arguments as ``fastffn.training`` passes them (``numba_column.column_steps``'s):
@@ -69,6 +66,7 @@ ARGUMENTS["group_steps"] = (
     *(("real", 2), ("int", 2), ("int", 1)),  # rec_losses, rec_hits, stopped
 )
 ARGUMENTS["group_correct"] = (*_GROUP, ("real", 2), ("real", 2), ("int", 1))
+ARGUMENTS["correct"] = (*_MODEL, ("real", 2), ("real", 2), ("int", 0))  # X, Y, block
 #: An optimizer's rule (``plain=False``): its state (2 by P) and hyperparameters.
 ARGUMENTS["sgd_steps_rule"] = tuple(
     {10: ("real", 2), 11: ("real", 1)}.get(k, a) for k, a in enumerate(ARGUMENTS["sgd_steps"])
@@ -122,13 +120,14 @@ def status():
     )
 
 
-def function(name, dtype, records=False, plain=True):
+def function(name, dtype, records=False, plain=True, threaded=False):
     """The loop ``name`` (a key of ``JITTED``) for arrays of ``dtype``, with records or not,
     for the notebook's step (``plain``) or an optimizer's: compiled ahead of time where
-    the extension holds it, else the jitted one."""
+    the extension holds it, else the jitted one. ``threaded``: several threads run it at
+    once, so the extension's is taken only where its functions release the GIL."""
     exported = name if plain else f"{name}_rule"
     module = extension()
-    if module is not None and name in THREADED and not module.releases_gil():
+    if module is not None and threaded and not module.releases_gil():
         module = None
     if module is None or exported not in ARGUMENTS:
         return getattr(importlib.import_module(f"fastffn.backends.{JITTED[name]}"), name)
