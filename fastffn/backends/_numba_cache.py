@@ -34,18 +34,15 @@ def cache_dir():
 
 
 def _source_stamp(py_file):
-    """What a cached function is valid for: the contents of every backend module (and of
-    its own file, where that lies elsewhere), not its file's alone.
+    """What a cached function (of file ``py_file``, one of them) is valid for: the contents of
+    every backend module, not its file's alone.
 
     Numba's own stamp is the function's file: a kernel compiled into a loop of
     another file would stay cached after an edit. Here an edit to any backend
     module recompiles them all, as does one to ``optimizers.py``, whose rule codes
     the loops read.
     """
-    paths = sources()
-    if os.path.dirname(py_file) != os.path.dirname(__file__):
-        paths.append(py_file)
-    return tuple(_file_hash(path, *_stat(path)) for path in paths)
+    return tuple(_file_hash(path, *_stat(path)) for path in sources())
 
 
 @functools.lru_cache(maxsize=256)
