@@ -2,9 +2,9 @@
 
 Each kind runs a tiny job that compiles what that kind of run compiles, in both
 dtypes, into the per-user cache (``NUMBA_CACHE_DIR`` where set): a later process
-loads the machine code instead of compiling it. A sweep's loop is compiled for
-each architecture and batch size, so ``sweep`` fills the cache for the
-notebook's 2-10-10-2 network at batch 1 only.
+loads the machine code instead of compiling it. The loops themselves are compiled
+at install (``backends.aot``) where the install built them; where it did not, a
+kind compiles them here, once for every architecture.
 """
 
 import itertools
@@ -13,6 +13,7 @@ import warnings
 import numpy as np
 
 from . import functional
+from .backends import OPS
 from .datasets import hard
 from .sequential import network
 
@@ -67,7 +68,7 @@ def _kernels():
         A, W, W0 = (rng.standard_normal(s).astype(dtype) for s in ((3, 2), (3, 4), (4, 1)))
         Z = functional.linear(A, W, W0, backend="numba")
         functional.linear_backward(A, W, Z, backend="numba")
-        for name in ("tanh", "relu", "leaky_relu", "sigmoid", "softmax"):
+        for name in OPS[1:]:  # every op but linear, which is done above
             out = getattr(functional, name)(Z, backend="numba")
             getattr(functional, f"{name}_backward")(out, Z, backend="numba")
         P, Y = functional.softmax(Z, backend="numba"), np.eye(4, 2, dtype=dtype)

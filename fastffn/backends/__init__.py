@@ -20,6 +20,8 @@ from typing import NamedTuple
 
 import numpy as np
 
+from .numpy import ACTIVATIONS
+
 BACKENDS = ("numba", "numpy")
 #: Columns an accuracy pass runs at once, on every path: bounds its memory on large data.
 ACCURACY_BLOCK = 4096
@@ -33,9 +35,9 @@ BLAS_MIN_FLOPS = 32_768
 BLAS_MIN_BATCH_FLOPS = 256
 #: Models side by side in a group of the sweeps' loop (``numba_lanes``): its SIMD lanes.
 LANES = 8
-#: The compiled loops' op codes, one per kernel family: ``fastffn.training`` maps a
+#: The compiled loops' op codes, one per kernel family: ``fastffn.packing`` maps a
 #: Linear layer to "linear" and an activation to its kernel name.
-OPS = ("linear", "tanh", "relu", "leaky_relu", "sigmoid", "softmax")
+OPS = ("linear", *ACTIVATIONS, "softmax")
 
 
 class Packed(NamedTuple):

@@ -20,6 +20,10 @@ Shapes follow the notebook: m inputs, n outputs (or classes), batch of b columns
 
 import numpy as np
 
+#: The elementwise activations: each has ``<name>_forward`` and ``<name>_backward``
+#: here, and every backend and compiled loop knows it by this name (``OPS``).
+ACTIVATIONS = ("tanh", "relu", "leaky_relu", "sigmoid")
+
 
 def linear_forward(W, W0, A):
     """Computes the linear layer's output ``W.T @ A + W0``.
@@ -148,14 +152,14 @@ def relu_backward(A, dLdA):
     return dLdA * (A != 0)
 
 
-def leaky_relu_forward(Z, slope):
-    """Leaky rectified linear unit: Z where Z > 0, else ``slope * Z`` (slope of Z's dtype)."""
-    return np.where(Z > 0, Z, slope * Z)
+def leaky_relu_forward(Z, c):
+    """Leaky rectified linear unit: Z where Z > 0, else ``c * Z`` (c, the slope, of Z's dtype)."""
+    return np.where(Z > 0, Z, c * Z)
 
 
-def leaky_relu_backward(A, dLdA, slope):
+def leaky_relu_backward(A, dLdA, c):
     """Gradient through leaky ReLU, given its n by b outputs A (positive where Z was)."""
-    return dLdA * np.where(A > 0, A.dtype.type(1), slope)
+    return dLdA * np.where(A > 0, A.dtype.type(1), c)
 
 
 def sigmoid_forward(Z):

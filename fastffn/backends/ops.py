@@ -3,10 +3,10 @@
 Each elementwise op is two scalar functions here, its forward ``<name>(x, c)``
 and backward ``<name>_grad(a, g, c)``, listed in ``ELEMENTWISE``;
 ``forward_into`` and ``backward_into`` choose them by op code and map them over
-arrays. The numba kernels, the batch loop and the one-sample loop call those
-maps, the sweeps' lanes the scalar functions, so an activation is added here
-(its two functions and a branch in each map) and in the reference
-(``numpy.py``), and in no loop.
+arrays. The numba kernels and every compiled loop call those maps, so an
+activation is added here (its two functions and a branch in each map) and in
+the reference (``numpy.py``: its kernels and its name in ``ACTIVATIONS``), and
+in no loop.
 
 ``c`` is the op's one coefficient (LeakyReLU's slope; ignored by the others),
 already of the data's dtype. The backward takes the forward's output ``a``, as
@@ -20,6 +20,7 @@ from numba.extending import overload
 
 from . import OPS
 from ._numba_cache import jit
+from .numpy import ACTIVATIONS
 from .simd import exp_lanes, simd_tanh
 
 LINEAR, TANH, RELU, LEAKY_RELU, SIGMOID, SOFTMAX = (OPS.index(name) for name in (
@@ -83,9 +84,9 @@ def sigmoid_grad(a, g, c):
     return a * (like(a, 1) - a) * g
 
 
-#: Each elementwise op's name here: its forward is ``<name>(x, c)``, its backward
-#: ``<name>_grad(a, g, c)`` (the sweeps' generated source calls them by name).
-ELEMENTWISE = {TANH: "tanh", RELU: "relu", LEAKY_RELU: "leaky_relu", SIGMOID: "sigmoid"}
+#: Each elementwise op's name: its forward here is ``<name>(x, c)``, its backward
+#: ``<name>_grad(a, g, c)``; ``numba.py`` makes its kernels from this table.
+ELEMENTWISE = {OPS.index(name): name for name in ACTIVATIONS}
 
 
 # The maps choose the op once, outside the loop, so that SIMD lanes take its body; they
