@@ -206,15 +206,16 @@ def test_the_blas_threads_follow_the_cpus_other_processes_leave(monkeypatch):
     assert fixed.run(_blas_threads) == {1}
     fixed.restore()
     monkeypatch.undo()
-    # The count itself: a process spinning beside this one is one thread running.
-    assert _threads.others_running() == 0
+    # The count itself: a process spinning beside this one is one thread more running (the
+    # least of a few reads before it: the machine may run something else of its own).
+    before = min(_threads.others_running() for _ in range(10))
     spinner = multiprocessing.get_context("fork").Process(target=_spin, daemon=True)
     spinner.start()
     try:
         import time
 
         time.sleep(0.2)
-        assert _threads.others_running() >= 1
+        assert max(_threads.others_running() for _ in range(10)) >= before + 1
     finally:
         spinner.kill()
         spinner.join()
