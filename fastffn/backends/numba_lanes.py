@@ -56,11 +56,12 @@ POINTS = 4
 
 
 @jit(fastmath=FASTMATH, inline="always")  # a call passed 3 arrays: a third of a small forward
-def matvec(V, first, so, sc, X, x0, Y, y0, nout, nin, zero):
+def matvec(V, first, so, sc, X, x0, Y, y0, nout, nin, zero, bias=-1):
     """Sets ``Y[y0 + o]`` to the sum over c < nin, c ascending, of ``V[first + o so + c sc]
     X[x0 + c]``, for o < nout: a product with a weight matrix's rows (so, sc = 1, n) or
-    columns (n, 1). Four outputs at a time (four sums in flight, each row of X loaded once
-    for them), the rest one by one."""
+    columns (n, 1), plus ``V[bias + o]`` after the sum where bias >= 0 (W0: no pass of its
+    own). Four outputs at a time (four sums in flight, each row of X loaded once for them),
+    the rest one by one."""
     fours = nout // 4 * 4
     for o in range(0, fours, 4):
         s0 = s1 = s2 = s3 = zero
@@ -70,6 +71,9 @@ def matvec(V, first, so, sc, X, x0, Y, y0, nout, nin, zero):
             s1 = fma(row(V, v + so), x, s1)
             s2 = fma(row(V, v + 2 * so), x, s2)
             s3 = fma(row(V, v + 3 * so), x, s3)
+        if bias >= 0:  # then W0's, after the sum, as the one-model loop adds it
+            s0, s1 = add(s0, row(V, bias + o)), add(s1, row(V, bias + o + 1))
+            s2, s3 = add(s2, row(V, bias + o + 2)), add(s3, row(V, bias + o + 3))
         put(Y, y0 + o, s0)
         put(Y, y0 + o + 1, s1)
         put(Y, y0 + o + 2, s2)
@@ -78,6 +82,8 @@ def matvec(V, first, so, sc, X, x0, Y, y0, nout, nin, zero):
         s = zero
         for c in range(nin):
             s = fma(row(V, first + o * so + c * sc), row(X, x0 + c), s)
+        if bias >= 0:
+            s = add(s, row(V, bias + o))
         put(Y, y0 + o, s)
 
 
@@ -91,9 +97,7 @@ def forward(ops, shapes, coefs, params, acts, samples, width):
         for j in range(samples):
             a, z = (k * samples + j) * width, ((k + 1) * samples + j) * width
             if op == LINEAR:  # W.T @ a + W0, as the one-model loop sums it
-                matvec(params, base, 1, n, acts, a, acts, z, n, m, zero)
-                for i in range(n):
-                    put(acts, z + i, add(row(acts, z + i), row(params, base + m * n + i)))
+                matvec(params, base, 1, n, acts, a, acts, z, n, m, zero, base + m * n)
             elif op == SOFTMAX:  # shifted by each model's maximum
                 top = row(acts, a)
                 for i in range(1, n):
@@ -149,18 +153,25 @@ def update(ops, shapes, params, acts, grad, samples, width, rate):
             continue
         m, n, base = shapes[k, 0], shapes[k, 1], shapes[k, 2]
         a0, g0 = k * samples * width, (k + 1) * samples * width  # sample 0's rows
-        fours = n // 4 * 4 if samples > 1 else 0  # one sample: no sums to keep in flight
-        for r in range(m):
-            w = base + r * n
-            for i in range(0, fours, 4):
-                d0, d1, d2, d3 = weight_gradients4(acts, grad, a0 + r, g0 + i, samples, width)
-                put(params, w + i, sub(row(params, w + i), mul(rate, d0)))
-                put(params, w + i + 1, sub(row(params, w + i + 1), mul(rate, d1)))
-                put(params, w + i + 2, sub(row(params, w + i + 2), mul(rate, d2)))
-                put(params, w + i + 3, sub(row(params, w + i + 3), mul(rate, d3)))
-            for i in range(fours, n):
-                d = weight_gradient(acts, grad, a0 + r, g0 + i, samples, width)
-                put(params, w + i, sub(row(params, w + i), mul(rate, d)))
+        if samples == 1:  # a rank-one step: each row's a loaded once for its n weights
+            for r in range(m):
+                x, w = row(acts, a0 + r), base + r * n
+                for i in range(n):
+                    d = mul(x, row(grad, g0 + i))
+                    put(params, w + i, sub(row(params, w + i), mul(rate, d)))
+        else:
+            fours = n // 4 * 4
+            for r in range(m):
+                w = base + r * n
+                for i in range(0, fours, 4):
+                    d0, d1, d2, d3 = weight_gradients4(acts, grad, a0 + r, g0 + i, samples, width)
+                    put(params, w + i, sub(row(params, w + i), mul(rate, d0)))
+                    put(params, w + i + 1, sub(row(params, w + i + 1), mul(rate, d1)))
+                    put(params, w + i + 2, sub(row(params, w + i + 2), mul(rate, d2)))
+                    put(params, w + i + 3, sub(row(params, w + i + 3), mul(rate, d3)))
+                for i in range(fours, n):
+                    d = weight_gradient(acts, grad, a0 + r, g0 + i, samples, width)
+                    put(params, w + i, sub(row(params, w + i), mul(rate, d)))
         w = base + m * n
         for i in range(n):
             d = bias_gradient(grad, g0 + i, samples, width)
