@@ -539,9 +539,13 @@ def digits_job(path, solver):
     return run, (X_test, y_test)
 
 
-#: The busy-machine rows: W2 (float64) and W5 (16 models), fastffn's and JAX's.
+#: The busy-machine rows: W2 (float64 and float32) and W5 (16 models), fastffn's and JAX's.
 BUSY_WORKLOADS = {
     "W2 MLP float64": (lambda: mlp_epoch("numba"), lambda: mlp_epoch_jax(np.float64)),
+    "W2 MLP float32": (
+        lambda: mlp_epoch("numba", np.float32),
+        lambda: mlp_epoch_jax(np.float32),
+    ),
     "W5 sweep of 16": (lambda: sweep_job("sweep"), lambda: sweep_job_jax(16)),
 }
 
