@@ -3,7 +3,7 @@
 ``Groups`` packs them side by side, LANES models a group, as the compiled sweep
 loop (``backends.numba_lanes``) lays them out; ``train_here`` runs the groups on
 threads, a queue each thread takes the next group from (``each_group``); models
-too wide for SIMD lanes (``wide``) each take the one-model batch loop instead
+too wide for SIMD lanes (``wide``) each take the loop ``sgd`` takes for it instead
 (``train_each``). Steps run in chunks (``in_chunks``): progress and Ctrl-C land
 between them.
 """
@@ -19,7 +19,7 @@ import numpy as np
 
 from .backends import ACCURACY_BLOCK, LANES, Packed, aot
 from .optimizers import Optimizer
-from .packing import attach, pack
+from .packing import attach, pack, samples_as_rows
 from .runners import GatherBuffers
 from .schedule import MAX_INDICES, first_chunk, next_chunk, next_record
 
@@ -179,25 +179,29 @@ def train_here(ops, shapes, coefs, params, XT, YT, draws, lrates, iters, every, 
 
 def wide(shapes, b):
     """Whether models of these ``Packed.shapes`` at batch size ``b`` train faster each in its
-    own batch loop (``numba_loop.sgd_steps``, BLAS's products) than side by side in SIMD
-    lanes: from ``WIDE_FLOPS`` multiply-adds a step at batch > 1 (16 models, 2,000 steps,
-    as fast as one after another: 16-32-32-4 at batch 32 lanes 0.46x, each 1.37x; at batch 4
-    lanes 2.29x, each 1.36x; 64-64-64-10 at batch 2 1.31x, 1.47x). At batch 1 the one-sample
-    loop alone is as fast as lanes from about 26,000 (64-128-128-10: 1.11x and 1.09x)."""
-    return b > 1 and int((shapes[:, 0] * shapes[:, 1]).sum()) * b >= WIDE_FLOPS
+    own loop (``train_each``) than side by side in SIMD lanes: from ``WIDE_FLOPS``
+    multiply-adds a step (16 models, as fast as one after another: 16-32-32-4 at batch 32
+    lanes 0.46x, each 1.37x; at batch 4 lanes 2.29x, each 1.36x; 64-64-64-10 at batch 2 1.31x,
+    1.47x; at batch 1 32-64-64-10 lanes 1.29x, each 0.90x; 64-128-128-10 0.89-0.93x,
+    1.02-1.06x; 16-128-128-4 0.72x, 0.90x; 64-256-256-10, 300 steps, 0.28x, 0.59x)."""
+    return int((shapes[:, 0] * shapes[:, 1]).sum()) * b >= WIDE_FLOPS
 
 
 def train_each(ops, shapes, coefs, params, X, Y, draws, lrates, count, iters, every, progress,
                 threads):  # fmt: skip
-    """``train_here`` for wide layers: each model in its own batch loop, the models a queue
-    for ``threads`` threads (the BLAS on one thread each), chunk by chunk; outputs laid out
-    as ``train_here``'s."""
+    """``train_here`` for wide layers: each model in the loop ``sgd`` takes for it (the
+    one-sample loop at batch 1, else the batch loop), the models a queue for ``threads``
+    threads (the BLAS on one thread each), chunk by chunk; outputs laid out as
+    ``train_here``'s. Each model's numbers are those of ``sgd`` on it alone."""
     from ._threads import BlasThreads
 
     G, _, M = params.shape
     # The loops sgd takes, compiled at install where they were: none compiles here.
-    sgd_steps = aot.function("sgd_steps", params.dtype, records=bool(every), threaded=True)
+    one = draws.b == 1
+    name = "column_steps" if one else "sgd_steps"
+    loop = aot.function(name, params.dtype, records=bool(every), threaded=True)
     correct = aot.function("correct", params.dtype, threaded=True)
+    data = (samples_as_rows(X), samples_as_rows(Y)) if one else (X, Y)
     models = [np.ascontiguousarray(params[i // M, :, i % M]) for i in range(count)]
     gathers = [GatherBuffers() for _ in range(count)]  # each model's, kept
     stopped = np.full((G, M), -1, dtype=np.int64)
@@ -211,12 +215,12 @@ def train_each(ops, shapes, coefs, params, X, Y, draws, lrates, count, iters, ev
         step_losses = np.full(n, np.nan, dtype=params.dtype)
         hits = np.zeros(n, dtype=np.int64)
         rates = plain.rates(lrates[g, q], params.dtype, np.ones(n))
-        gathered = gathers[i].take(n, X, Y, draws.b)
-        done = sgd_steps(
-            ops, shapes, coefs, models[i], X, Y, np.ascontiguousarray(indices[g, ..., q]),
+        gathered = () if one else gathers[i].take(n, X, Y, draws.b)  # sgd_steps's room
+        done = loop(
+            ops, shapes, coefs, models[i], *data, np.ascontiguousarray(indices[g, ..., q]),
             rates, tiny, plain.code, None, None, step_losses, it, every or None, hits, *gathered,
         )  # fmt: skip
-        gathers[i].give(gathered)
+        gathers[i].give(gathered or None)
         for r, at in enumerate(recorded):
             if at - it < done:
                 rec_losses[g, r, q], rec_hits[g, r, q] = step_losses[at - it], hits[at - it]

@@ -64,8 +64,8 @@ def assert_same(result, c, expected, dtype=np.float64):
 
 @pytest.fixture(params=["lanes", "each"])
 def loop(request, monkeypatch):
-    """Models side by side in SIMD lanes, or (batches of more than one) each in its own batch
-    loop on the threads, as wide layers take them (``sweep_groups.wide``)."""
+    """Models side by side in SIMD lanes, or each in the loop sgd takes for it (one sample
+    or a batch a step) on the threads, as wide layers take them (``sweep_groups.wide``)."""
     monkeypatch.setattr(fastffn.sweep_groups, "WIDE_FLOPS", float("inf") if request.param == "lanes"
                         else 0)  # fmt: skip
     return request.param
@@ -141,7 +141,8 @@ def test_wide_layers_take_the_batch_loop_and_narrow_ones_the_lanes():
     shapes = lambda widths: pack(builder(widths=widths)()).shapes  # noqa: E731
     assert wide(shapes((64, 128, 128, 10)), 8) and wide(shapes((16, 32, 32, 4)), 32)
     assert not wide(shapes((16, 32, 32, 4)), 4)  # lanes 2.29x one after another, each 1.36x
-    assert not wide(shapes((64, 128, 128, 10)), 1) and not wide(shapes((2, 10, 10, 2)), 32)
+    assert wide(shapes((64, 128, 128, 10)), 1)  # the one-sample loop: lanes 0.89x, each 1.02x
+    assert not wide(shapes((32, 64, 64, 10)), 1) and not wide(shapes((2, 10, 10, 2)), 32)
 
 
 def test_a_gradient_that_overflows_under_finite_outputs_stops_its_model():

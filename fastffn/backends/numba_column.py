@@ -59,7 +59,7 @@ def column_forward(ops, shapes, coefs, params, XT, t, acts):
                 acts[k + 1, i] /= total
 
 
-@jit(fastmath=FASTMATH)
+@jit(fastmath=FASTMATH, nogil=True)  # sweeps run models on threads of their own
 def column_steps(
     ops, shapes, coefs, params, XT, YT, indices, rates, tiny, rule, slots, hyper,
     losses, first, every, hits,
