@@ -10,9 +10,10 @@
   Fallback: the array itself.
 - ``gemm_update``: ``W += alpha * A @ G.T`` in one BLAS call through Numba's
   ``numba_xxgemm``. Fallback: status -1, and the caller makes the product itself.
-- ``pycc_module``: Numba's ahead-of-time compiler (``numba.pycc.CC``, pending
-  deprecation since 0.57 with no replacement). Fallback: none here; the install's
-  extension is optional and the loops are jitted at first use without it.
+- ``compile_module``: Numba's ahead-of-time compiler (``numba.pycc.CC``, pending
+  deprecation since 0.57 with no replacement) driven here, its exports releasing the
+  GIL (``threaded_exports``). Fallback: none here; the install's extension is optional
+  and the loops are jitted at first use without it.
 - ``threaded_exports``: ``pycc``'s exported functions compiled to release the GIL
   (its ``Flags``) and with the SLP vectorizer, as the sweeps' ``nogil`` loop is
   jitted. Fallback: exported as ``pycc`` exports them, and the sweeps' loop is
@@ -31,6 +32,7 @@ import warnings
 
 import numba
 import numpy as np
+from numba import types
 
 #: The Numba versions (major, minor) whose private parts this module was written for.
 TESTED = ((0, 68),)
@@ -43,7 +45,6 @@ try:
     if not ACTIVE:
         raise ImportError(f"numba {numba.__version__} is not among {TESTED}, or turned off")
     from llvmlite import ir
-    from numba import types
     from numba.core import caching, cgutils
     from numba.core.compiler_lock import global_compiler_lock
     from numba.extending import intrinsic
@@ -109,13 +110,28 @@ def _compile_with_slp(compile):
     return compile_with_slp
 
 
-def pycc_module(name):
-    """A ``numba.pycc.CC`` making the extension module ``name`` (its deprecation notice, which
-    names no replacement, not shown). Raises ImportError where this Numba has no ``pycc``."""
+def compile_module(name, output_dir, exports):
+    """Compiles ``exports`` (``{export name: (function, signature)}``) with ``numba.pycc``
+    into the extension module ``name`` in ``output_dir``, for this machine's CPU, with its
+    functions releasing the GIL where ``threaded_exports`` can make them; its export
+    ``releases_gil()`` says whether they do. Returns the extension's path.
+
+    Raises:
+        ImportError: This Numba has no ``pycc`` (its deprecation notice, which names no
+            replacement, is not shown).
+
+    """
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="The 'pycc' module is pending deprecation")
         from numba.pycc import CC
-    return CC(name)
+    cc = CC(name)
+    cc.output_dir, cc.target_cpu, cc.verbose = output_dir, "host", False
+    for export, (function, signature) in exports.items():
+        cc.export(export, signature)(function)
+    with threaded_exports() as threaded:
+        cc.export("releases_gil", types.int64())(lambda: int(threaded))
+        cc.compile()
+    return os.path.join(output_dir, cc.output_file)
 
 
 @contextlib.contextmanager

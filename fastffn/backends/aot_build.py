@@ -6,12 +6,10 @@ Each export is a one-line function calling the jitted one (``pycc`` takes no
 compiles the outer function with its defaults. Takes 40-80 s.
 """
 
-import os
-
 from numba import types
 
 from . import aot
-from ._numba_private import pycc_module, threaded_exports
+from ._numba_private import compile_module
 from .numba_column import column_correct, column_steps
 from .numba_lanes import group_correct, group_steps
 from .numba_loop import correct as batch_correct
@@ -78,14 +76,7 @@ def signatures(dtype):
 
 def compile_extension(output_dir):
     """Writes the extension ``aot.EXTENSION`` into ``output_dir``, for this machine's CPU."""
-    cc = pycc_module(aot.EXTENSION.rpartition(".")[2])
-    cc.output_dir, cc.target_cpu, cc.verbose = output_dir, "host", False
-    for dtype in aot.DTYPES:
-        for name, (function, signature) in signatures(dtype).items():
-            cc.export(name, signature)(function)
+    exports = {name: pair for dtype in aot.DTYPES for name, pair in signatures(dtype).items()}
     built_for = aot.stamp()
-    cc.export("stamp", types.int64())(lambda: built_for)
-    with threaded_exports() as threaded:  # the sweeps' threads run group_steps side by side
-        cc.export("releases_gil", types.int64())(lambda: int(threaded))
-        cc.compile()
-    return os.path.join(output_dir, cc.output_file)
+    exports["stamp"] = (lambda: built_for, types.int64())
+    return compile_module(aot.EXTENSION.rpartition(".")[2], output_dir, exports)
