@@ -17,7 +17,7 @@ from concurrent.futures import ThreadPoolExecutor, wait
 
 import numpy as np
 
-from .backends import ACCURACY_BLOCK, LANES, Packed, aot
+from .backends import LANES, Packed, aot
 from .optimizers import Optimizer
 from .packing import attach, pack, samples_as_rows
 from .runners import GatherBuffers
@@ -60,8 +60,7 @@ class Groups:
 
         Returns:
             tuple: The weights (as ``params``), the records' losses and hit counts (G by
-                records by M), the iteration each model stopped at (-1: none) and each
-                model's count of training points classified right (both G by M).
+                records by M) and the iteration each model stopped at (-1: none; G by M).
 
         """
         X, Y, _XT, _YT = self.data
@@ -74,7 +73,7 @@ class Groups:
     def unpack(self, out, every, result, chosen):
         """Sets each model's weights from ``out`` (``train``'s) and fills its rows of
         ``result``."""
-        params, rec_losses, rec_hits, stopped, hits = out
+        params, rec_losses, rec_hits, stopped = out
         n = self.data[0].shape[1]
         for i, c in enumerate(chosen):
             g, q = divmod(i, self.M)
@@ -87,7 +86,7 @@ class Groups:
                 if stop >= 0 and it >= stop:
                     break
                 history.append((it, float(rec_losses[g, r, q]), float(rec_hits[g, r, q] / n)))
-            result.set(c, model, history, None if stop < 0 else stop, hits[g, q] / n)
+            result.set(c, model, history, None if stop < 0 else stop)
 
 
 def aligned(shape, dtype, to=64):
@@ -152,13 +151,11 @@ def in_chunks(kind, params, draws, models, iters, every, progress, run):
 
 def train_here(ops, shapes, coefs, params, XT, YT, draws, lrates, iters, every, progress, threads):
     """Every group's steps on ``threads`` threads (a group a thread at a time), chunk by chunk
-    (``in_chunks``); then the final accuracies, a group a thread too."""
+    (``in_chunks``)."""
     G, M = params.shape[0], params.shape[2]
     stopped = np.full((G, M), -1, dtype=np.int64)
     tiny = np.finfo(params.dtype).tiny
-    hits = np.zeros((G, M), dtype=np.int64)
     group_steps = aot.function("group_steps", params.dtype, threaded=True)
-    group_correct = aot.function("group_correct", params.dtype, threaded=True)
 
     def steps(g, it, indices, rec_losses, rec_hits):
         group_steps(
@@ -173,8 +170,7 @@ def train_here(ops, shapes, coefs, params, XT, YT, draws, lrates, iters, every, 
 
     kind = ("lanes", ops.tobytes(), shapes.tobytes(), draws.b, G)
     records = in_chunks(kind, params, draws, G * M, iters, every, progress, chunk)
-    each_group(lambda g: group_correct(ops, shapes, coefs, params[g], XT, YT, hits[g]), G, threads)
-    return params, *records, stopped, hits
+    return params, *records, stopped
 
 
 def wide(shapes, b):
@@ -200,7 +196,6 @@ def train_each(ops, shapes, coefs, params, X, Y, draws, lrates, count, iters, ev
     one = draws.b == 1
     name = "column_steps" if one else "sgd_steps"
     loop = aot.function(name, params.dtype, records=bool(every), threaded=True)
-    correct = aot.function("correct", params.dtype, threaded=True)
     data = (samples_as_rows(X), samples_as_rows(Y)) if one else (X, Y)
     models = [np.ascontiguousarray(params[i // M, :, i % M]) for i in range(count)]
     gathers = [GatherBuffers() for _ in range(count)]  # each model's, kept
@@ -237,14 +232,9 @@ def train_each(ops, shapes, coefs, params, X, Y, draws, lrates, count, iters, ev
                                               progress, chunk))  # fmt: skip
     finally:
         blas.restore()
-    hits = np.zeros((G, M), dtype=np.int64)
-
-    def final(i):
-        params[i // M, :, i % M] = models[i]
-        hits[i // M, i % M] = correct(ops, shapes, coefs, models[i], X, Y, ACCURACY_BLOCK)
-
-    each_group(final, count, threads)
-    return params, *records, stopped, hits
+    for i, model in enumerate(models):
+        params[i // M, :, i % M] = model
+    return params, *records, stopped
 
 
 def each_group(work, G, threads):

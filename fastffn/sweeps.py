@@ -118,7 +118,7 @@ def _train(build, X, Y, configs, iters, every, progress, client, X_val, Y_val, t
             starts.append(stream_state())
             if c + 1 < len(configs) and configs[c + 1]["seed"] is None:  # builds from here
                 skip_draws(X.shape[1], iters, config["batch_size"], after)
-    result = SweepResult(configs)
+    result = SweepResult(configs, X, Y)
     data = X, Y, samples_as_rows(X), samples_as_rows(Y)
     for b in dict.fromkeys(c["batch_size"] for c in configs):
         chosen = [i for i, c in enumerate(configs) if c["batch_size"] == b]
@@ -225,7 +225,7 @@ class Progress:
 
 def _one_after_another(build, first, X, Y, configs, iters, every, progress):
     """The grid through ``Sequential.sgd``, one model at a time (models it cannot compile)."""
-    result, like = SweepResult(configs), architecture(first)
+    result, like = SweepResult(configs, X, Y), architecture(first)
     for c, config in enumerate(configs):
         model = first if c == 0 else _build(build, config, like, first)
         history, stopped = [], None
@@ -237,8 +237,7 @@ def _one_after_another(build, first, X, Y, configs, iters, every, progress):
         except Diverged as error:  # the model keeps its weights from before
             stopped = error.iteration
             history = error.history
-        accuracy = None if stopped is not None else model.accuracy(X, Y)  # stopped: NaN
-        result.set(c, model, history, stopped, accuracy)
+        result.set(c, model, history, stopped)
         progress(iters)
     return result
 
@@ -253,17 +252,27 @@ class SweepResult:
         stopped (list): The iteration at which a model's loss or gradients
             stopped being finite (its weights are those from before), else None.
         accuracies (list): Each model's final accuracy on the training data
-            (NaN where it stopped).
+            (NaN where it stopped), measured when first read: training pays for no
+            pass over the data that nobody asked for.
         val_accuracies, val_losses (list or None): Each model's accuracy and mean
             NLL on the held-out data (NaN where it stopped); None without them.
 
     """
 
-    def __init__(self, configs):
+    def __init__(self, configs, X, Y):
         self.configs, size = configs, len(configs)
-        self.models, self.histories = [None] * size, [None] * size
-        self.stopped, self.accuracies = [None] * size, [None] * size
+        self.models, self.histories, self.stopped = [None] * size, [None] * size, [None] * size
         self.val_accuracies = self.val_losses = None
+        self._data, self._accuracies = (X, Y), None
+
+    @property
+    def accuracies(self):
+        if self._accuracies is None:
+            pairs = zip(self.models, self.stopped, strict=True)
+            X, Y = self._data
+            self._accuracies = [np.nan if stop is not None else float(m.accuracy(X, Y))
+                                for m, stop in pairs]  # fmt: skip
+        return self._accuracies
 
     def validate(self, X_val, Y_val):
         """Records each model's accuracy and mean loss on checked held-out data; returns self."""
@@ -283,9 +292,8 @@ class SweepResult:
         return (-np.nan_to_num(self.val_accuracies[c], nan=-1),
                 np.nan_to_num(self.val_losses[c], nan=np.inf))  # fmt: skip
 
-    def set(self, c, model, history, stopped, accuracy):
+    def set(self, c, model, history, stopped):
         self.models[c], self.histories[c], self.stopped[c] = model, history, stopped
-        self.accuracies[c] = float(accuracy) if stopped is None else np.nan
 
     def __len__(self):
         return len(self.models)

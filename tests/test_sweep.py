@@ -165,6 +165,19 @@ def test_models_the_loop_cannot_run_train_one_after_another_with_the_same_result
         assert_same(result, c, alone(build, X, Y, 300, config))
 
 
+def test_accuracies_are_measured_when_first_read(loop, monkeypatch):
+    X, Y = hard()
+    measured = []
+    accuracy = Sequential.accuracy
+    monkeypatch.setattr(Sequential, "accuracy", lambda m, *a: measured.append(m) or accuracy(m, *a))
+    result = fastffn.sweep(builder(widths=(2, 10, 2)), X, Y, iters=50, lrate=[0.01, 1e9], seed=0)
+    assert measured == []  # training paid for none
+    assert result.stopped[1] is not None and np.isnan(result.accuracies[1])
+    assert result.accuracies[0] == accuracy(result.models[0], X, Y)
+    assert measured == result.models[:1]
+    assert result.accuracies is result.accuracies  # measured once
+
+
 def test_the_table_and_the_best_model():
     X, Y = hard()
     result = fastffn.sweep(builder(widths=(2, 10, 2)), X, Y, iters=2000, lrate=[1e-5, 0.01], seed=0)
@@ -399,9 +412,10 @@ def test_held_out_data_rank_the_models_and_the_frame_holds_the_grid():
 
 
 def test_held_out_ranking_breaks_ties_by_loss():
-    result = fastffn.sweeps.SweepResult([{"lrate": r, "seed": 0, "batch_size": 1} for r in (1, 2)])
+    configs = [{"lrate": r, "seed": 0, "batch_size": 1} for r in (1, 2)]
+    result = fastffn.sweeps.SweepResult(configs, None, None)
     for c in range(2):
-        result.set(c, None, [(1, 0.5, 0.5)], None, 0.5)
+        result.set(c, None, [(1, 0.5, 0.5)], None)
     result.val_accuracies, result.val_losses = [0.9, 0.9], [0.4, 0.2]
     assert result.best() == 1
 

@@ -3,7 +3,7 @@
 ``numba_column.column_steps`` (one sample a step, the notebook's SGD, records on
 and off), ``column_correct``, ``numba_loop.sgd_steps`` (a batch a step: the
 notebook's SGD or an optimizer's rule, records on and off) and the sweeps'
-``numba_lanes.group_steps`` and ``group_correct``, float32 and float64, are
+``numba_lanes.group_steps``, float32 and float64, are
 compiled when fastffn is installed (``aot_build``, by Numba's ``pycc``, for the
 installing machine's CPU) into the extension ``_aot_loops``. A fresh process
 training then calls that code at once: no numba import (0.4 s), no compiling
@@ -30,8 +30,7 @@ EXTENSION = "fastffn.backends._aot_loops"
 DTYPES = ("float32", "float64")
 #: Where each function's jitted version lives (the fallback), by the extension's name.
 JITTED = {"column_steps": "numba_column", "column_correct": "numba_column",
-          "sgd_steps": "numba_loop", "correct": "numba_loop", "group_steps": "numba_lanes",
-          "group_correct": "numba_lanes"}  # fmt: skip
+          "sgd_steps": "numba_loop", "group_steps": "numba_lanes"}  # fmt: skip
 _MODEL = (("int", 1), ("int", 2), ("real", 1), ("real", 1))  # ``Packed``
 #: What the extension holds: functions of ``numba_column`` for each dtype and their
 #: arguments as ``fastffn.training`` passes them (``numba_column.column_steps``'s):
@@ -65,8 +64,6 @@ ARGUMENTS["group_steps"] = (
     *(("int", 0), ("int", 0)),  # first, every (0: no records)
     *(("real", 2), ("int", 2), ("int", 1)),  # rec_losses, rec_hits, stopped
 )
-ARGUMENTS["group_correct"] = (*_GROUP, ("real", 2), ("real", 2), ("int", 1))
-ARGUMENTS["correct"] = (*_MODEL, ("real", 2), ("real", 2), ("int", 0))  # X, Y, block
 #: An optimizer's rule (``plain=False``): its state (2 by P) and hyperparameters.
 ARGUMENTS["sgd_steps_rule"] = tuple(
     {10: ("real", 2), 11: ("real", 1)}.get(k, a) for k, a in enumerate(ARGUMENTS["sgd_steps"])

@@ -11,8 +11,7 @@ from numba import types
 from . import aot
 from ._numba_private import compile_module
 from .numba_column import column_correct, column_steps
-from .numba_lanes import group_correct, group_steps
-from .numba_loop import correct as batch_correct
+from .numba_lanes import group_steps
 from .numba_loop import sgd_steps
 
 
@@ -32,19 +31,10 @@ def batch_steps(ops, shapes, coefs, params, X, Y, indices, rates, tiny, rule, sl
                      losses, first, every, hits, Xs, Ys)  # fmt: skip
 
 
-def counted(ops, shapes, coefs, params, X, Y, block):
-    return batch_correct(ops, shapes, coefs, params, X, Y, block)
-
-
 def lanes_steps(ops, shapes, coefs, params, XT, YT, indices, lrates, tiny, first, every,
                 rec_losses, rec_hits, stopped):  # fmt: skip
     group_steps(ops, shapes, coefs, params, XT, YT, indices, lrates, tiny, first, every,
                 rec_losses, rec_hits, stopped)  # fmt: skip
-    return 0
-
-
-def lanes_correct(ops, shapes, coefs, params, XT, YT, hits):
-    group_correct(ops, shapes, coefs, params, XT, YT, hits)
     return 0
 
 
@@ -61,8 +51,7 @@ def signatures(dtype):
         return types.Array(kinds[kind], dimensions, "C") if dimensions else kinds[kind]
 
     exports = {"column_steps": steps, "column_correct": correct, "sgd_steps": batch_steps,
-               "sgd_steps_rule": batch_steps, "correct": counted, "group_steps": lanes_steps,
-               "group_correct": lanes_correct}  # fmt: skip
+               "sgd_steps_rule": batch_steps, "group_steps": lanes_steps}  # fmt: skip
     return {
         aot.export_name(name, dtype, records): (
             exports[name],

@@ -49,7 +49,7 @@ from .numba_into import FASTMATH
 from .numba_loop import first_record
 from .ops import LINEAR, SOFTMAX, backward_into, check_ops, forward_into
 
-__all__ = ["LANES", "group_correct", "group_steps"]
+__all__ = ["LANES", "group_steps"]
 
 #: Training points whose outputs ``correct`` computes together.
 POINTS = 4
@@ -377,10 +377,3 @@ def group_steps(ops, shapes, coefs, params, XT, YT, indices, lrates, tiny, first
     for q in range(LANES):
         if stopped[q] >= 0:
             params[:, q] = kept[:, q]
-
-
-@jit(nogil=True, slp_vectorize=True)
-def group_correct(ops, shapes, coefs, params, XT, YT, hits):
-    """Into hits (M,): ``correct`` for one group (params P by M)."""
-    check_ops(ops)
-    correct(ops, shapes, coefs, params, XT, YT, hits)
