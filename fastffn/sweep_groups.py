@@ -176,10 +176,7 @@ def train_here(ops, shapes, coefs, params, XT, YT, draws, lrates, iters, every, 
 def wide(shapes, b):
     """Whether models of these ``Packed.shapes`` at batch size ``b`` train faster each in its
     own loop (``train_each``) than side by side in SIMD lanes: from ``WIDE_FLOPS``
-    multiply-adds a step (16 models, as fast as one after another: 16-32-32-4 at batch 32
-    lanes 0.46x, each 1.37x; at batch 4 lanes 2.29x, each 1.36x; 64-64-64-10 at batch 2 1.31x,
-    1.47x; at batch 1 32-64-64-10 lanes 1.29x, each 0.90x; 64-128-128-10 0.89-0.93x,
-    1.02-1.06x; 16-128-128-4 0.72x, 0.90x; 64-256-256-10, 300 steps, 0.28x, 0.59x)."""
+    multiply-adds a step (the measurements: docs/performance.md, "Sweeps measure no accuracy")."""
     return int((shapes[:, 0] * shapes[:, 1]).sum()) * b >= WIDE_FLOPS
 
 
