@@ -40,8 +40,7 @@ from .ops import ELEMENTWISE, backward_into, forward_into
 #: From this many float32 numbers, NumPy's SIMD tanh beats the jitted loop
 #: (``simd_tanh`` works in float64, half NumPy's lanes).
 SIMD_MIN_SIZE = 4096
-#: Up to this many numbers, a ufunc call costs less than a jitted one (about 0.5 us
-#: more from Python) plus its faster loop: tanh of 128 float64s 2.4 vs 2.6 us.
+#: Up to this many numbers, a ufunc call costs less than a jitted one plus its faster loop.
 UFUNC_MAX_SIZE = 128
 
 
@@ -52,10 +51,9 @@ def linear_forward(W, W0, A):
     """``W.T @ A + W0``: W m by n, W0 n by 1, A m by b; returns n by b.
 
     From BLAS's size (``blas_wins``) the layers' kernels take NumPy's matmul, the
-    BLAS the reference and the user's own NumPy code call: jitted code's np.dot
-    calls SciPy's, and with two BLAS libraries in turn, each one's threads, still
-    spinning after its call, slow the other (256 by 256 by 128: up to 6x). The bias
-    is then added in place, with no second n by b array. Below, the jitted loops.
+    BLAS the user's own NumPy code calls: jitted code's np.dot calls SciPy's, and two
+    BLAS libraries in turn slow each other, each one's threads still spinning after its
+    call (docs/performance.md). The bias is then added in place. Below, the jitted loops.
     """
     if blas_wins.py_func(W.shape[0], W.shape[1], A.shape[1], 1):
         Z = W.T @ A
@@ -129,16 +127,11 @@ def adam_update(W, M, V, dLdW, step, beta1, beta2, eps, decay, scale):
 
 
 def _tanh_forward_either(Z):
-    """Hyperbolic tangent of an n by b matrix: the jitted loop, or NumPy's where it wins.
-
-    The loop (``simd_tanh``): 1.6x NumPy's at 256 by 128 for float64 where NumPy's
-    tanh is not AVX-512; NumPy's float32 tanh is SIMD in float32 lanes, 3.5x the
-    loop there. Below ``UFUNC_MAX_SIZE`` numbers a jitted call's fixed cost loses
-    to the ufunc's. Where NumPy runs tanh in AVX-512 lanes (``X86_V4``), 8 or 16
-    numbers an instruction to the loop's 4 (LLVM keeps such CPUs to 256-bit
-    vectors), NumPy's wins at every size: 0.89-0.94x for float64 from 64 by 32,
-    0.27-0.39x for float32, on our machine.
-    """
+    """Hyperbolic tangent of an n by b matrix: the jitted loop (``simd_tanh``, in float64
+    lanes), or NumPy's ufunc where it wins: for float32, whose SIMD lanes are twice as
+    many, and below ``UFUNC_MAX_SIZE`` numbers, where a jitted call's fixed cost loses.
+    Where NumPy's tanh is AVX-512 it wins at every size (docs/performance.md) and
+    ``tanh_forward`` is the reference's function."""
     if Z.size <= UFUNC_MAX_SIZE or (Z.dtype == np.float32 and Z.size >= SIMD_MIN_SIZE):
         return np.tanh(Z)
     return _tanh_forward(Z)
@@ -210,14 +203,13 @@ for _op, _name in ELEMENTWISE.items():
     globals().update(_activation_kernels(_op, _name))
 _tanh_forward = globals().pop("tanh_forward")  # the loop, where it beats NumPy's (above)
 #: Where NumPy's tanh wins at every size, the reference's own function: a tie by
-#: construction, without the choice's cost (0.1-0.2 us of a 1.5 us call at 10 by 1).
+#: construction, without the choice's cost.
 tanh_forward = reference.tanh_forward if numpy_tanh_in_avx512() else _tanh_forward_either
 
 
 @jit
 def softmax_forward(Z):
-    """Column-wise softmax of n by b logits: 5-8x NumPy at 10 by 1; at 256 by 128
-    1.1x for float64, 1.9x for float32 (in float32 lanes: ``exp_lanes``)."""
+    """Column-wise softmax of n by b logits (float32 in float32 lanes: ``exp_lanes``)."""
     A = np.empty_like(Z)
     softmax_forward_into(Z, A)
     return A
@@ -242,8 +234,7 @@ def softmax_nll_backward(Ypred, Y):
 @jit
 def nll_forward(Ypred, Y):
     """Negative log-likelihood summed over an n by b batch: the log of the predictions of
-    nonzero targets only (one a column for one-hot Y), so at every size faster than
-    NumPy's, which takes the log of all n * b (256 by 128 float32: 40 against 52 us)."""
+    nonzero targets only (one a column for one-hot Y), not of all n * b as NumPy's."""
     return nll_total(Ypred, Y, np.finfo(Ypred.dtype).tiny)
 
 
