@@ -24,8 +24,12 @@ from .runners import GatherBuffers
 from .schedule import MAX_INDICES, first_chunk, next_chunk, next_record
 
 #: Multiply-adds a step (all layers, one model) from which a model trains faster in its own
-#: batch loop than side by side in SIMD lanes (``wide``).
+#: loop than side by side in SIMD lanes (``wide``), where that loop is the one-sample loop
+#: or a batch loop of ``BATCH_LOOP_SAMPLES`` or more.
 WIDE_FLOPS = 1 << 14
+#: From this batch size the batch loop's products run well in BLAS; below (but for batches
+#: of one), the lanes stay faster up to four times ``WIDE_FLOPS``.
+BATCH_LOOP_SAMPLES = 16
 
 
 class Groups:
@@ -177,7 +181,8 @@ def wide(shapes, b):
     """Whether models of these ``Packed.shapes`` at batch size ``b`` train faster each in its
     own loop (``train_each``) than side by side in SIMD lanes: from ``WIDE_FLOPS``
     multiply-adds a step (the measurements: docs/performance.md, "Sweeps measure no accuracy")."""
-    return int((shapes[:, 0] * shapes[:, 1]).sum()) * b >= WIDE_FLOPS
+    factor = 1 if b == 1 or b >= BATCH_LOOP_SAMPLES else 4
+    return int((shapes[:, 0] * shapes[:, 1]).sum()) * b >= WIDE_FLOPS * factor
 
 
 def train_each(ops, shapes, coefs, params, X, Y, draws, lrates, count, iters, every, progress,
