@@ -4,7 +4,7 @@ as one flat buffer (``backends.Packed``) and back."""
 import numpy as np
 
 from . import backends
-from .backends import BLAS_MIN_FLOPS, OPS, Packed, aot
+from .backends import ACCURACY_BLOCK, OPS, Packed, aot
 from .layers import NLL, Linear, SoftMax, is_builtin
 
 #: Sequential's methods a compiled run stands in for.
@@ -32,12 +32,12 @@ def compilable(model):
 
 
 def hits_in_loop(model, X, Y):
-    """How many columns of X the one-sample loop's counter classifies as Y says.
+    """How many columns of X the batch loop's counter classifies as Y says.
 
-    For a compilable model small enough that its products at one column are
-    loops anyway (each W under ``BLAS_MIN_FLOPS``): the counter the loop's
-    records use, already compiled by a batch-1 ``sgd``, so that no layer kernel
-    compiles for the final accuracy. X and Y checked, of the model's dtype.
+    For a compilable model: the counter ``sgd``'s records use at batches of more
+    than one, compiled at install, so that no layer kernel compiles for an
+    accuracy; at every width as fast as the layers or faster (docs/performance.md).
+    X and Y checked, of the model's dtype.
 
     Returns:
         int or None: The count; None for any other model, or where an output
@@ -46,11 +46,9 @@ def hits_in_loop(model, X, Y):
     """
     if not compilable(model):
         return None
-    if any(m.W.size >= BLAS_MIN_FLOPS for m in model.linear_layers):
-        return None
     packed = pack(model)
-    column_correct = aot.function("column_correct", packed.params.dtype)
-    hits = column_correct(*packed, samples_as_rows(X), samples_as_rows(Y))
+    correct = aot.function("correct", packed.params.dtype)
+    hits = correct(*packed, X, Y, ACCURACY_BLOCK)
     return hits if hits >= 0 else None
 
 

@@ -5,7 +5,7 @@ import pytest
 
 import fastffn
 from fastffn import packing, runners
-from fastffn.backends import aot, numba_column
+from fastffn.backends import aot, numba_column, numba_loop
 from fastffn.layers import HIDDEN_ACTIVATIONS
 from fastffn.sequential import network
 from fastffn.testing import TRAINING_TOLERANCE
@@ -92,24 +92,22 @@ def test_an_extension_from_other_sources_is_not_used(monkeypatch):
     monkeypatch.setattr(aot, "stamp", lambda: 1234)
     try:
         assert aot.extension() is None
-        assert aot.function("column_correct", np.float32) is numba_column.column_correct
+        assert aot.function("correct", np.float32) is numba_loop.correct
     finally:
         aot.extension.cache_clear()
 
 
 def test_arguments_are_checked_before_the_compiled_code_trusts_them():
-    correct = aot.function("column_correct", np.float64)
+    correct = aot.function("correct", np.float64)
     model = build(fastffn, "Tanh", (3, 5, 3))
     ops, shapes, coefs, params = packing.pack(model)
-    X, Y = blobs()
-    XT = np.asfortranarray(X.T)
-    with pytest.raises(TypeError, match="column_correct's argument 4 must be"):
-        correct(ops, shapes, coefs, params, XT, np.ascontiguousarray(Y.T))
+    X, Y = (np.ascontiguousarray(a) for a in blobs())
+    with pytest.raises(TypeError, match="correct's argument 4 must be"):
+        correct(ops, shapes, coefs, params, np.asfortranarray(X), Y, 64)
     with pytest.raises(TypeError, match="argument 3"):
-        correct(ops, shapes, coefs, params.astype(np.float32), np.ascontiguousarray(XT), Y.T.copy())
-    XT = np.ascontiguousarray(XT)
-    assert correct(ops, shapes, coefs, params, XT, Y.T.copy()) == (
-        numba_column.column_correct(ops, shapes, coefs, params, XT, Y.T.copy())
+        correct(ops, shapes, coefs, params.astype(np.float32), X, Y, 64)
+    assert correct(ops, shapes, coefs, params, X, Y, 64) == (
+        numba_loop.correct(ops, shapes, coefs, params, X, Y, 64)
     )
 
 

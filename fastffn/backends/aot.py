@@ -1,9 +1,9 @@
 """The training loops compiled ahead of time, at install: first calls without compiling.
 
 ``numba_column.column_steps`` (one sample a step, the notebook's SGD, records on
-and off), ``column_correct``, ``numba_loop.sgd_steps`` (a batch a step: the
-notebook's SGD or an optimizer's rule, records on and off) and the sweeps'
-``numba_lanes.group_steps``, float32 and float64, are
+and off), ``numba_loop.sgd_steps`` (a batch a step: the notebook's SGD or an
+optimizer's rule, records on and off), its accuracy counter ``correct`` and the
+sweeps' ``numba_lanes.group_steps``, float32 and float64, are
 compiled when fastffn is installed (``aot_build``, by Numba's ``pycc``, for the
 installing machine's CPU) into the extension ``_aot_loops``. A fresh process
 training then calls that code at once: no numba import (0.4 s), no compiling
@@ -29,8 +29,8 @@ from . import sources
 EXTENSION = "fastffn.backends._aot_loops"
 DTYPES = ("float32", "float64")
 #: Where each function's jitted version lives (the fallback), by the extension's name.
-JITTED = {"column_steps": "numba_column", "column_correct": "numba_column",
-          "sgd_steps": "numba_loop", "group_steps": "numba_lanes"}  # fmt: skip
+JITTED = {"column_steps": "numba_column", "sgd_steps": "numba_loop", "correct": "numba_loop",
+          "group_steps": "numba_lanes"}  # fmt: skip
 _MODEL = (("int", 1), ("int", 2), ("real", 1), ("real", 1))  # ``Packed``
 #: What the extension holds: functions of ``numba_column`` for each dtype and their
 #: arguments as ``fastffn.training`` passes them (``numba_column.column_steps``'s):
@@ -46,7 +46,7 @@ ARGUMENTS = {
         *(("int", 0), None, None),  # rule, slots, hyper
         *(("real", 1), ("int", 0), "every", ("int", 1)),  # losses, first, every, hits
     ),
-    "column_correct": (*_MODEL, ("real", 2), ("real", 2)),
+    "correct": (*_MODEL, ("real", 2), ("real", 2), ("int", 0)),  # X, Y, block
     "sgd_steps": (
         *_MODEL,
         *(("real", 2), ("real", 2)),  # X, Y

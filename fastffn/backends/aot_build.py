@@ -10,8 +10,9 @@ from numba import types
 
 from . import aot
 from ._numba_private import compile_module
-from .numba_column import column_correct, column_steps
+from .numba_column import column_steps
 from .numba_lanes import group_steps
+from .numba_loop import correct as batch_correct
 from .numba_loop import sgd_steps
 
 
@@ -21,8 +22,8 @@ def steps(ops, shapes, coefs, params, XT, YT, indices, rates, tiny, rule, slots,
                         hyper, losses, first, every, hits)  # fmt: skip
 
 
-def correct(ops, shapes, coefs, params, XT, YT):
-    return column_correct(ops, shapes, coefs, params, XT, YT)
+def counted(ops, shapes, coefs, params, X, Y, block):
+    return batch_correct(ops, shapes, coefs, params, X, Y, block)
 
 
 def batch_steps(ops, shapes, coefs, params, X, Y, indices, rates, tiny, rule, slots, hyper,
@@ -50,7 +51,7 @@ def signatures(dtype):
         kind, dimensions = argument
         return types.Array(kinds[kind], dimensions, "C") if dimensions else kinds[kind]
 
-    exports = {"column_steps": steps, "column_correct": correct, "sgd_steps": batch_steps,
+    exports = {"column_steps": steps, "correct": counted, "sgd_steps": batch_steps,
                "sgd_steps_rule": batch_steps, "group_steps": lanes_steps}  # fmt: skip
     return {
         aot.export_name(name, dtype, records): (
