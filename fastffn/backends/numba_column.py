@@ -15,7 +15,7 @@ import numpy as np
 from ._numba_cache import jit
 from .numba_into import FASTMATH
 from .numba_loop import all_finite, first_record, update
-from .ops import LINEAR, SOFTMAX, backward_into, check_ops, forward_into
+from .ops import LINEAR, SOFTMAX, backward_into, check_ops, forward_into, hit
 from .simd import exp_lanes
 
 
@@ -260,15 +260,10 @@ def column_correct(ops, shapes, coefs, params, XT, YT, block=32):
             else:  # n rows of block numbers from row x into row z, as flat spans
                 row = width * block  # numbers a module's rows hold
                 forward_into(op, coefs[k], A, k * row, A, (k + 1) * row, n * block)
-        out = np.uint64(L * width)
+        classes = YT.shape[1]
         for j in range(b):
-            best, label = 0, 0
-            for i in range(YT.shape[1]):
-                if not np.isfinite(A[out + np.uint64(i), j]):
-                    return -1
-                if A[out + np.uint64(i), j] > A[out + np.uint64(best), j]:
-                    best = i
-                if YT[start + j, i] > YT[start + j, label]:
-                    label = i
-            hits += best == label
+            counted = hit(A, L * width * block + j, block, YT, (start + j) * classes, 1, classes)
+            if counted < 0:
+                return -1
+            hits += counted
     return hits

@@ -47,7 +47,7 @@ from ._numba_cache import jit
 from ._numba_private import borrowed
 from .numba_into import FASTMATH
 from .numba_loop import first_record
-from .ops import LINEAR, SOFTMAX, backward_into, check_ops, forward_into
+from .ops import LINEAR, SOFTMAX, backward_into, check_ops, forward_into, hit
 
 __all__ = ["LANES", "group_steps"]
 
@@ -247,17 +247,12 @@ def correct(ops, shapes, coefs, params, XT, YT, hits):
         forward(ops, shapes, coefs, params, acts, POINTS, width)
         for j in range(cols):
             t, out = start + j, (L * POINTS + j) * width
-            label = 0
-            for i in range(classes):
-                if YT[t, i] > YT[t, label]:
-                    label = i
             for q in range(LANES):
-                best = 0
-                for i in range(classes):
-                    finite[q] &= np.isfinite(acts[out + i, q])
-                    if acts[out + i, q] > acts[out + best, q]:
-                        best = i
-                hits[q] += best == label
+                counted = hit(acts, out * LANES + q, LANES, YT, t * classes, 1, classes)
+                if counted < 0:
+                    finite[q] = False
+                else:
+                    hits[q] += counted
     for q in range(LANES):
         if not finite[q]:
             hits[q] = -1

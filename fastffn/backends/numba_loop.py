@@ -27,7 +27,7 @@ from .numba_into import (
     softmax_forward_into,
     softmax_nll_backward_into,
 )
-from .ops import LINEAR, SOFTMAX, backward_into, check_ops, forward_into
+from .ops import LINEAR, SOFTMAX, backward_into, check_ops, forward_into, hit
 
 MOMENTUM, NESTEROV = RULES.index("momentum"), RULES.index("nesterov")
 
@@ -339,13 +339,8 @@ def correct(ops, shapes, coefs, params, X, Y, block):
             module_forward(ops[k], coefs[k], W[k], W0[k], A, out)
             A = out
         for j in range(b):
-            best, label = 0, 0
-            for i in range(A.shape[0]):
-                if not np.isfinite(A[i, j]):
-                    return -1
-                if A[i, j] > A[best, j]:
-                    best = i
-                if Y[i, start + j] > Y[label, start + j]:
-                    label = i
-            hits += best == label
+            counted = hit(A, j, b, Y, start + j, N, A.shape[0])
+            if counted < 0:
+                return -1
+            hits += counted
     return hits
