@@ -13,9 +13,9 @@ transposes XT and YT (N by d and N by k, C order: each sample's numbers together
 import numpy as np
 
 from ._numba_cache import jit
-from .numba_into import FASTMATH
+from .numba_into import FASTMATH, hit, nll_span, softmax_nll_span
 from .numba_loop import all_finite, first_record, update
-from .ops import LINEAR, SOFTMAX, backward_into, check_ops, forward_into, hit
+from .ops import LINEAR, SOFTMAX, backward_into, check_ops, forward_into
 from .simd import exp_lanes
 
 
@@ -100,21 +100,15 @@ def column_run(
 ):  # fmt: skip
     """Steps ``start`` to ``stop`` of ``column_steps``, in its buffers; returns the index of
     the first step that diverged, or ``stop``."""
-    L = ops.size
+    L, width, classes = ops.size, acts.shape[1], YT.shape[1]
     zero = params.dtype.type(0)
     for it in range(start, stop):
         t = indices[it, 0]
         column_forward(ops, shapes, coefs, params, XT, t, acts)
-        loss, total = zero, zero
-        for i in range(YT.shape[1]):
-            loss -= YT[t, i] * np.log(max(acts[L, i], tiny))
-            total += YT[t, i]
-        losses[it] = loss
-        if not np.isfinite(loss):
+        losses[it] = nll_span(acts, L * width, 1, YT, t * classes, 1, classes, tiny)
+        if not np.isfinite(losses[it]):
             return it
-
-        for i in range(YT.shape[1]):  # SoftMax and NLL together, as softmax_nll_backward
-            grad[L - 1, i] = acts[L, i] * total - YT[t, i]
+        softmax_nll_span(acts, L * width, 1, YT, t * classes, 1, grad, (L - 1) * width, 1, classes)
         bound = zero
         for k in range(L - 2, -1, -1):
             op, m, n, base = ops[k], shapes[k, 0], shapes[k, 1], shapes[k, 2]
@@ -141,7 +135,6 @@ def column_run(
                             s += params[w + np.uint64(i)] * grad[k + 1, i]
                         grad[k, r] = s
             else:  # row k + 1 of grad into row k, from row k + 1 of acts
-                width = acts.shape[1]
                 out = (k + 1) * width
                 backward_into(op, coefs[k], acts, out, grad, out, grad, k * width, n)
 

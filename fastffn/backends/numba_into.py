@@ -205,13 +205,77 @@ def softmax_backward_into(A, dLdA, dLdZ):
             dLdZ[i, j] = A[i, j] * (dLdA[i, j] - s[j])
 
 
+# --- the loss, its gradient and the count, once: each loop maps them on its layout ---
+# The spans take one sample's flat positions and strides: a row of the one-sample loop's
+# work array (stride 1), one model's lane of the sweeps' (stride LANES), a column of a
+# batch (stride b); the batch kernels below map the scalar functions row by row instead,
+# so that SIMD lanes run across the batch's columns.
+
+
+@jit(inline="always")
+def nll_counts(t, q):
+    """Whether a class's NLL term needs its log: where its target t is not 0, or its
+    prediction q is not finite; else the term is 0, and the sum skips it (no add either:
+    the sum is a chain of dependent adds)."""
+    return t != 0 or not np.isfinite(q)
+
+
+@jit(inline="always")
+def nll_term(t, q, tiny):
+    """One class's term of the NLL, ``-t log(max(q, tiny))`` (tiny: the dtype's smallest
+    normal), where ``nll_counts``."""
+    return -t * np.log(max(q, tiny))
+
+
+@jit(inline="always")
+def softmax_nll_grad(q, total, t):
+    """One class's gradient of NLL through softmax, ``q sum(y) - t`` (total: the sample's
+    sum of targets, 1 for one-hot ones, where it gives ``q - t``; kept, exact for any)."""
+    return q * total - t
+
+
+@jit(inline="always")
+def nll_span(P, p, ps, Y, y, ys, n, tiny):
+    """One sample's NLL from its n predictions ``P.flat[p + i ps]`` and targets
+    ``Y.flat[y + i ys]``."""
+    total = P.dtype.type(0)
+    for i in range(n):
+        t, q = Y.flat[y + i * ys], P.flat[p + i * ps]
+        if nll_counts(t, q):
+            total += nll_term(t, q, tiny)
+    return total
+
+
+@jit(inline="always")
+def softmax_nll_span(P, p, ps, Y, y, ys, G, g, gs, n):
+    """One sample's gradient of NLL through softmax into ``G.flat[g + i gs]``."""
+    total = Y.dtype.type(0)
+    for i in range(n):
+        total += Y.flat[y + i * ys]
+    for i in range(n):
+        G.flat[g + i * gs] = softmax_nll_grad(P.flat[p + i * ps], total, Y.flat[y + i * ys])
+
+
+@jit(inline="always")
+def hit(P, p, ps, Y, y, ys, n):
+    """Whether the largest of the n scores ``P.flat[p + i * ps]`` (the first on ties, as
+    ``class_fun``) is at the class the one-hot ``Y.flat[y + i * ys]`` marks: 1 or 0, and -1
+    where a score is not finite. Every loop's accuracy count, each on its own layout."""
+    best, label = 0, 0
+    for i in range(n):
+        score = P.flat[p + i * ps]
+        if not np.isfinite(score):
+            return -1
+        if score > P.flat[p + best * ps]:
+            best = i
+        if Y.flat[y + i * ys] > Y.flat[y + label * ys]:
+            label = i
+    return 1 if best == label else 0
+
+
 @jit
 def softmax_nll_backward_into(Ypred, Y, dLdZ):
-    """The gradient of NLL through softmax in one step: ``Ypred * sum(Y) - Y``.
-
-    Column sums of Y are 1 for one-hot targets, which gives the familiar
-    ``Ypred - Y``; keeping the sum makes it exact for any Y.
-    """
+    """The gradient of NLL through softmax of n by b predictions (``softmax_nll_grad``)."""
     n, b = Ypred.shape
     s = np.zeros(b, dtype=Y.dtype)
     for k in range(n):
@@ -219,7 +283,7 @@ def softmax_nll_backward_into(Ypred, Y, dLdZ):
             s[j] += Y[k, j]
     for i in range(n):
         for j in range(b):
-            dLdZ[i, j] = Ypred[i, j] * s[j] - Y[i, j]
+            dLdZ[i, j] = softmax_nll_grad(Ypred[i, j], s[j], Y[i, j])
 
 
 @jit
@@ -229,7 +293,7 @@ def nll_total(Ypred, Y, tiny):
     n, b = Ypred.shape
     for i in range(n):
         for j in range(b):
-            y, p = Y[i, j], Ypred[i, j]
-            if y != 0 or not np.isfinite(p):  # else y * log(p) adds 0: skip the log
-                total -= y * np.log(max(p, tiny))
+            t, q = Y[i, j], Ypred[i, j]
+            if nll_counts(t, q):
+                total += nll_term(t, q, tiny)
     return total

@@ -45,9 +45,9 @@ from ._lanes import (
 )
 from ._numba_cache import jit
 from ._numba_private import borrowed
-from .numba_into import FASTMATH
+from .numba_into import FASTMATH, hit, nll_span
 from .numba_loop import first_record
-from .ops import LINEAR, SOFTMAX, backward_into, check_ops, forward_into, hit
+from .ops import LINEAR, SOFTMAX, backward_into, check_ops, forward_into
 
 __all__ = ["LANES", "group_steps"]
 
@@ -344,10 +344,8 @@ def group_steps(ops, shapes, coefs, params, XT, YT, indices, lrates, tiny, first
             for q in range(LANES):
                 loss = dtype.type(0)
                 for j in range(b):
-                    for i in range(classes):
-                        y, p = YT[indices[s, j, q], i], acts[out0 + j * width + i, q]
-                        if y != 0 or not np.isfinite(p):  # else the term is 0: no log to take
-                            loss -= y * np.log(max(p, tiny))
+                    loss += nll_span(acts, (out0 + j * width) * LANES + q, LANES, YT,
+                                     indices[s, j, q] * classes, 1, classes, tiny)  # fmt: skip
                 rec_losses[(it - 1 % every) // every - done, q] = loss
         for j in range(b):  # SoftMax and NLL differentiated together: p sum(y) - y
             t, out, g = row(steps[s], j), out0 + j * width, last0 + j * width

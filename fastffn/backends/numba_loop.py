@@ -17,6 +17,7 @@ from .numba_into import (
     FASTMATH,
     adam_update_into,
     blas_wins,
+    hit,
     linear_forward_into,
     matmul_nn_into,
     matmul_nt_into,
@@ -27,7 +28,7 @@ from .numba_into import (
     softmax_forward_into,
     softmax_nll_backward_into,
 )
-from .ops import LINEAR, SOFTMAX, backward_into, check_ops, forward_into, hit
+from .ops import LINEAR, SOFTMAX, backward_into, check_ops, forward_into
 
 MOMENTUM, NESTEROV = RULES.index("momentum"), RULES.index("nesterov")
 

@@ -95,23 +95,6 @@ ELEMENTWISE = {OPS.index(name): name for name in ACTIVATIONS}
 # checks its ops once first (``check_ops``).
 
 
-@jit(inline="always")
-def hit(P, p, ps, Y, y, ys, n):
-    """Whether the largest of the n scores ``P.flat[p + i * ps]`` (the first on ties, as
-    ``class_fun``) is at the class the one-hot ``Y.flat[y + i * ys]`` marks: 1 or 0, and -1
-    where a score is not finite. Every loop's accuracy count, each on its own layout."""
-    best, label = 0, 0
-    for i in range(n):
-        score = P.flat[p + i * ps]
-        if not np.isfinite(score):
-            return -1
-        if score > P.flat[p + best * ps]:
-            best = i
-        if Y.flat[y + i * ys] > Y.flat[y + label * ys]:
-            label = i
-    return 1 if best == label else 0
-
-
 @jit
 def check_ops(ops):
     """Raises ValueError unless every code of ``ops`` is one of ``OPS``."""
