@@ -15,7 +15,7 @@ caller uncachable (Numba keeps the function object as a dynamic global).
 import numpy as np
 
 from ._numba_cache import jit
-from .numba_into import FASTMATH
+from .numba_into import FASTMATH, module_bound, softmax_nll_grad
 from .simd import simd_exp
 
 
@@ -132,4 +132,29 @@ def exp(a):
     return (
         simd_exp(a0), simd_exp(a1), simd_exp(a2), simd_exp(a3),
         simd_exp(a4), simd_exp(a5), simd_exp(a6), simd_exp(a7),
+    )  # fmt: skip
+
+
+@jit(fastmath=FASTMATH)
+def module_bounds(sa, sg):
+    """``module_bound``, model by model."""
+    a0, a1, a2, a3, a4, a5, a6, a7 = sa
+    g0, g1, g2, g3, g4, g5, g6, g7 = sg
+    return (
+        module_bound(a0, g0), module_bound(a1, g1), module_bound(a2, g2), module_bound(a3, g3),
+        module_bound(a4, g4), module_bound(a5, g5), module_bound(a6, g6), module_bound(a7, g7),
+    )  # fmt: skip
+
+
+@jit(fastmath=FASTMATH)
+def softmax_nll_grads(q, total, t):
+    """``softmax_nll_grad``, model by model."""
+    q0, q1, q2, q3, q4, q5, q6, q7 = q
+    s0, s1, s2, s3, s4, s5, s6, s7 = total
+    t0, t1, t2, t3, t4, t5, t6, t7 = t
+    return (
+        softmax_nll_grad(q0, s0, t0), softmax_nll_grad(q1, s1, t1),
+        softmax_nll_grad(q2, s2, t2), softmax_nll_grad(q3, s3, t3),
+        softmax_nll_grad(q4, s4, t4), softmax_nll_grad(q5, s5, t5),
+        softmax_nll_grad(q6, s6, t6), softmax_nll_grad(q7, s7, t7),
     )  # fmt: skip

@@ -13,7 +13,14 @@ transposes XT and YT (N by d and N by k, C order: each sample's numbers together
 import numpy as np
 
 from ._numba_cache import jit
-from .numba_into import FASTMATH, hit, nll_span, softmax_nll_span
+from .numba_into import (
+    FASTMATH,
+    hit,
+    module_bound,
+    nll_span,
+    overflow_limit,
+    softmax_nll_span,
+)
 from .numba_loop import all_finite, first_record, update
 from .ops import LINEAR, SOFTMAX, backward_into, check_ops, forward_into
 from .simd import exp_lanes
@@ -73,7 +80,7 @@ def column_steps(
     acts = np.empty((L + 1, width), dtype=params.dtype)  # row k: module k's input
     grad = np.empty((L + 1, width), dtype=params.dtype)  # row k: the gradient by it
     grads = np.empty(params.size if hyper is not None else 0, dtype=params.dtype)
-    limit = params.dtype.type(np.finfo(params.dtype).max / 2)  # see column_update
+    limit = overflow_limit(params)  # see column_update
 
     S = indices.shape[0]
     record = S if every is None else first_record(first, every)
@@ -119,7 +126,7 @@ def column_run(
                         sa += abs(acts[k, r])
                     for i in range(n):
                         sg += abs(grad[k + 1, i])
-                    bound += sa * sg + sg
+                    bound += module_bound(sa, sg)
                 else:  # dW = a g.T and dW0 = g, for the optimizer
                     dW = grads[base : base + m * n].reshape((m, n))
                     for r in range(m):

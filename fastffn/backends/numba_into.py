@@ -205,11 +205,27 @@ def softmax_backward_into(A, dLdA, dLdZ):
             dLdZ[i, j] = A[i, j] * (dLdA[i, j] - s[j])
 
 
-# --- the loss, its gradient and the count, once: each loop maps them on its layout ---
+# --- the loss, its gradient, the overflow bound and the count, once: each loop maps ---
+# --- them on its layout -----------------------------------------------------------
 # The spans take one sample's flat positions and strides: a row of the one-sample loop's
 # work array (stride 1), one model's lane of the sweeps' (stride LANES), a column of a
 # batch (stride b); the batch kernels below map the scalar functions row by row instead,
 # so that SIMD lanes run across the batch's columns.
+
+
+@jit(inline="always")
+def module_bound(sa, sg):
+    """``sum|a| sum|g| + sum|g|`` from a Linear module's input a and the gradient g by its
+    output: at least every |dW| and |dW0| (and every partial sum of them), NaN or inf where
+    a or g holds one. Below ``overflow_limit`` (summed over the modules), no gradient
+    overflowed, and none need be checked one by one."""
+    return sa * sg + sg
+
+
+@jit(inline="always")
+def overflow_limit(params):
+    """Half the largest number of the dtype of ``params``: the bound of ``module_bound``."""
+    return params.dtype.type(np.finfo(params.dtype).max / 2)
 
 
 @jit(inline="always")

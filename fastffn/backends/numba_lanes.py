@@ -38,14 +38,16 @@ from ._lanes import (
     items,
     lanes,
     maximum,
+    module_bounds,
     mul,
     put,
     row,
+    softmax_nll_grads,
     sub,
 )
 from ._numba_cache import jit
 from ._numba_private import borrowed
-from .numba_into import FASTMATH, hit, nll_span
+from .numba_into import FASTMATH, hit, nll_span, overflow_limit
 from .numba_loop import first_record
 from .ops import LINEAR, SOFTMAX, backward_into, check_ops, forward_into
 
@@ -216,7 +218,7 @@ def backward(ops, shapes, coefs, params, acts, grad, samples, width):
                     sa = add(sa, absolute(row(acts, a + r)))
                 for i in range(n):
                     sg = add(sg, absolute(row(grad, g + i)))
-            bound = add(bound, add(mul(sa, sg), sg))
+            bound = add(bound, module_bounds(sa, sg))
             if k > 0:  # W g, the gradient by the module's input
                 for j in range(samples):
                     a, g = (k * samples + j) * width, ((k + 1) * samples + j) * width
@@ -305,7 +307,7 @@ def group_steps(ops, shapes, coefs, params, XT, YT, indices, lrates, tiny, first
     L, b, d, classes = ops.size, indices.shape[1], XT.shape[1], YT.shape[1]
     width = max(d, shapes[:, 1].max())  # the most numbers at a module's input or output
     zero = lanes(dtype.type(0))
-    limit = lanes(dtype.type(np.finfo(dtype).max / 2))
+    limit = lanes(overflow_limit(params))
     rows = (L + 1) * b * width  # each module's input, and the output, for each sample
     acts, grad = aligned_rows(rows, params), aligned_rows(rows, params)
     kept = np.empty_like(params)
@@ -353,7 +355,7 @@ def group_steps(ops, shapes, coefs, params, XT, YT, indices, lrates, tiny, first
             for i in range(classes):
                 total = add(total, gather(YT, t, i))
             for i in range(classes):
-                put(grad, g + i, sub(mul(row(acts, out + i), total), gather(YT, t, i)))
+                put(grad, g + i, softmax_nll_grads(row(acts, out + i), total, gather(YT, t, i)))
 
         bound = backward(*model, acts_b, grad_b, b, width)
         if not below(bound, limit):  # rare: check the gradients one by one

@@ -21,9 +21,11 @@ from .numba_into import (
     linear_forward_into,
     matmul_nn_into,
     matmul_nt_into,
+    module_bound,
     momentum_update_into,
     nesterov_update_into,
     nll_total,
+    overflow_limit,
     row_sums_into,
     softmax_forward_into,
     softmax_nll_backward_into,
@@ -59,7 +61,7 @@ def gradient_bound(A, G):
         sa += abs(A.flat[i])
     for i in range(G.size):
         sg += abs(G.flat[i])
-    return sa * sg + sg
+    return module_bound(sa, sg)
 
 
 @jit
@@ -174,7 +176,7 @@ def steps(
     W, W0 = [v[0] for v in views], [v[1] for v in views]
     views = [weights(grads, m[k], n[k], offset[k]) for k in range(L)]
     dW, dW0 = [v[0] for v in views], [v[1] for v in views]
-    limit = params.dtype.type(np.finfo(params.dtype).max / 2)  # see below
+    limit = overflow_limit(params)  # see below
 
     record = -1 if every is None else first_record(first, every)
     for it in range(S):
