@@ -221,6 +221,18 @@ def test_the_blas_threads_follow_the_cpus_other_processes_leave(monkeypatch):
         spinner.join()
 
 
+def test_a_thread_running_for_a_moment_is_not_a_busy_process(monkeypatch):
+    """A kernel thread woken for a moment (one read) does not take a BLAS thread away; a
+    process runnable at every read does; a quiet machine costs one read."""
+    from fastffn import _threads
+
+    for reads, expected, taken in (([1, 0, 1], 0, 2), ([1, 1, 1], 1, 3), ([0, 5, 5], 0, 1)):
+        left = list(reads)
+        monkeypatch.setattr(_threads, "_others_now", lambda left=left: left.pop(0))
+        assert _threads.others_running() == expected
+        assert len(reads) - len(left) == taken
+
+
 def _spin():
     while True:
         pass
