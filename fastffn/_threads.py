@@ -56,6 +56,8 @@ def others_running():
 
 
 def _others_now():
+    """One read of ``others_running``: our running threads counted before and after the
+    runnable count, the larger taken (a thread of ours may start or stop between)."""
     ours = _ours_running()
     with open("/proc/loadavg", "rb") as f:
         running = int(f.read().split()[3].split(b"/")[0])
