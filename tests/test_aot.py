@@ -5,7 +5,7 @@ import pytest
 
 import fastffn
 from fastffn import packing, runners
-from fastffn.backends import aot, numba_column, numba_loop
+from fastffn.backends import LANES, aot, numba_column, numba_loop
 from fastffn.layers import HIDDEN_ACTIVATIONS
 from fastffn.sequential import network
 from fastffn.testing import TRAINING_TOLERANCE
@@ -184,13 +184,13 @@ def test_the_sweeps_loop_compiled_ahead_releases_the_gil_for_its_threads():
     import time
 
     ops, shapes, coefs, params = packing.pack(network((2, 10, 10, 2)))
-    group = np.repeat(params[:, None], 8, axis=1)
+    group = np.repeat(params[:, None], LANES, axis=1)
     X, Y = fastffn.hard()
     XT, YT = np.ascontiguousarray(X.T), np.ascontiguousarray(Y.T)
     steps = aot.function("group_steps", np.float64, threaded=True)
-    indices = np.random.default_rng(0).integers(X.shape[1], size=(100_000, 1, 8))
-    lrates, stopped = np.full(8, 0.01), np.full(8, -1)
-    empty = np.empty((0, 8)), np.empty((0, 8), dtype=np.int64)
+    indices = np.random.default_rng(0).integers(X.shape[1], size=(100_000, 1, LANES))
+    lrates, stopped = np.full(LANES, 0.01), np.full(LANES, -1)
+    empty = np.empty((0, LANES)), np.empty((0, LANES), dtype=np.int64)
     ticks, during, done = [], [], threading.Event()
 
     def train():

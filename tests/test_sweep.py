@@ -88,6 +88,15 @@ def test_every_model_equals_training_it_alone(batch_size, dtype, loop):
         assert_same(result, c, alone(build, X, Y, iters, config, every=100), dtype)
 
 
+def test_the_lane_arithmetic_takes_every_lane():
+    """``_lanes`` is written out lane by lane: where LANES differs, some lanes do not train."""
+    from fastffn.backends import LANES, _lanes
+
+    V = np.arange(2.0 * LANES).reshape(2, LANES)
+    t = _lanes.row(V, 1)
+    assert _lanes.add(t, t) == tuple(2 * V[1])
+
+
 def test_tanh_and_seed_none_draw_from_the_global_state_in_turn():
     X, Y = blobs()
     build = builder(hidden=Tanh)
