@@ -80,17 +80,17 @@ def _work(steps):
 
 def share(steps=60_000_000):
     """Two equal tasks on two threads, quiet and beside a spinning process."""
-    pool = ThreadPoolExecutor(2)
     _work(1)
-
-    def two():
-        return [f.result() for f in [pool.submit(_work, steps) for _ in range(2)]]
-
     spinner = workloads.Spinner()
-    try:
-        quiet, busy = fastest(two, 5), fastest(spinner.beside(two), 5)
-    finally:
-        spinner.close()
+    with ThreadPoolExecutor(2) as pool:
+
+        def two():
+            return [f.result() for f in [pool.submit(_work, steps) for _ in range(2)]]
+
+        try:
+            quiet, busy = fastest(two, 5), fastest(spinner.beside(two), 5)
+        finally:
+            spinner.close()
     print(f"share  two equal tasks on two threads: quiet {quiet:.0f} ms, beside a spinning "
           f"process {busy:.0f} ms: {busy / quiet:.2f}x slower (1.33x on 1.5 cores)")  # fmt: skip
 
